@@ -1,0 +1,1 @@
+"""Telehub's FHIR R4 server and SMART authorization server."""

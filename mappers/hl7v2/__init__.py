@@ -1,0 +1,1 @@
+"""mappers/hl7v2 package."""

@@ -1,0 +1,1 @@
+"""mappers/vendor package."""
