@@ -82,13 +82,18 @@ def main(argv: list[str]) -> int:
     data = Path(argv[1] if len(argv) > 1 else "../shared/data").resolve()
     OUT.mkdir(parents=True, exist_ok=True)
     params = build_search_parameters(data)
-    with gzip.open(OUT / "search-parameters.json.gz", "wt", encoding="utf-8", compresslevel=9) as fh:
-        json.dump(params, fh, separators=(",", ":"), sort_keys=True)
-    # mtime-free gzip keeps the file reproducible
+    payload = json.dumps(params, separators=(",", ":"), sort_keys=True).encode()
+    with open(OUT / "search-parameters.json.gz", "wb") as raw, \
+            gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9, mtime=0) as fh:  # mtime 0: reproducible
+        fh.write(payload)
     (OUT / "resource-types.json").write_text(json.dumps(build_resource_types(data), indent=0, sort_keys=True))
     comp = json.loads((data / "fhir-r4/definitions/compartments/CompartmentDefinition-patient.json").read_text())
     (OUT / "compartment-patient.json").write_text(json.dumps(
         {r["code"]: r.get("param", []) for r in comp["resource"]}, indent=0, sort_keys=True))
+    uscore = json.loads((data / "us-core/6.1.0/CapabilityStatement-us-core-server.json").read_text())
+    profiles = {r["type"]: r.get("supportedProfile", []) for r in uscore["rest"][0]["resource"]}
+    (OUT / "us-core-profiles.json").write_text(json.dumps(
+        {"instantiates": uscore["url"], "profiles": profiles}, indent=0, sort_keys=True))
     print(f"{len(params)} search parameters written to {OUT}")
     return 0
 

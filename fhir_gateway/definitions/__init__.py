@@ -30,3 +30,10 @@ def patient_compartment() -> dict[str, list[str]]:
     """Resource type -> search parameters linking it to a Patient (the R4 CompartmentDefinition)."""
     data: dict[str, list[str]] = json.loads((_HERE / "compartment-patient.json").read_text())
     return data
+
+
+@lru_cache(maxsize=None)
+def us_core_profiles() -> dict[str, Any]:
+    """US Core 6.1.0 server CapabilityStatement: its canonical URL and supported profiles per type."""
+    data: dict[str, Any] = json.loads((_HERE / "us-core-profiles.json").read_text())
+    return data

@@ -1,0 +1,56 @@
+"""The access-decision seam: asked before every interaction and for every resource returned.
+
+The SMART issue supplies a scope- and compartment-aware policy; until then
+:class:`AllowAll` is the identity policy (and tests exercise a denying one).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from fhir_gateway.errors import Forbidden
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """Who is asking, from where: what access decisions and audit records need. No PHI."""
+
+    client_id: str | None = None
+    user: str | None = None
+    role: str | None = None
+    scopes: frozenset[str] = frozenset()
+    patient: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    request_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class AccessPolicy(Protocol):
+    def check(self, ctx: RequestContext, interaction: str, resource_type: str | None) -> None:
+        """Raise Forbidden (or Unauthorized) if ``interaction`` on ``resource_type`` is not allowed."""
+
+    def can_see(self, ctx: RequestContext, resource: dict[str, Any]) -> bool:
+        """Whether ``resource`` may be returned to this requester."""
+
+
+class AllowAll:
+    def check(self, ctx: RequestContext, interaction: str, resource_type: str | None) -> None:
+        return None
+
+    def can_see(self, ctx: RequestContext, resource: dict[str, Any]) -> bool:
+        return True
+
+
+class DenyTypes:
+    """Denies every interaction on the given types; a simple real policy for tests and lock-downs."""
+
+    def __init__(self, *types: str) -> None:
+        self.types = frozenset(types)
+
+    def check(self, ctx: RequestContext, interaction: str, resource_type: str | None) -> None:
+        if resource_type in self.types:
+            raise Forbidden(f"{interaction} on {resource_type} is not permitted")
+
+    def can_see(self, ctx: RequestContext, resource: dict[str, Any]) -> bool:
+        return resource.get("resourceType") not in self.types

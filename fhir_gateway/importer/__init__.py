@@ -1,0 +1,1 @@
+"""``telehub import``: streamed, resumable loading of Bundles and NDJSON into the hub."""

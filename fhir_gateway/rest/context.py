@@ -1,0 +1,80 @@
+"""What an interaction handler works with: the wired services and the per-request state."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection
+
+from fhir_gateway.access import AccessPolicy, RequestContext
+from fhir_gateway.errors import Gone, InvalidRequest, NotFound, UnknownResourceType
+from fhir_gateway.search.registry import SearchRegistry
+from fhir_gateway.settings import Settings
+from fhir_gateway.storage.repository import Repository, StoredResource
+
+if TYPE_CHECKING:
+    from fhir_gateway.storage.searching import SearchService
+
+
+class Validator:
+    """Structure validation seam (fhir.resources R4B models, see ``fhir_gateway.validation``)."""
+
+    def check(self, resource: dict[str, Any], expected_type: str | None = None) -> None:
+        from fhir_gateway.validation import check_resource
+
+        check_resource(resource, expected_type=expected_type)
+
+
+@dataclass
+class FhirServices:
+    """Everything wired once by ``create_app``; shared by all requests (and safe across threads)."""
+
+    settings: Settings
+    registry: SearchRegistry
+    repository: Repository
+    search: SearchService
+    access: AccessPolicy
+    validator: Validator
+
+    @property
+    def resource_types(self) -> frozenset[str]:
+        return self.registry.resource_types
+
+
+@dataclass
+class Interaction:
+    """One request's state: the open connection and who is asking."""
+
+    services: FhirServices
+    conn: Connection
+    ctx: RequestContext
+
+    def require_type(self, rtype: str) -> str:
+        if rtype not in self.services.resource_types:
+            raise UnknownResourceType(f"unknown resource type '{rtype[:64]}'")
+        return rtype
+
+    def current(self, rtype: str, fid: str) -> StoredResource:
+        """The live resource or 404/410."""
+        stored = self.services.repository.read(self.conn, rtype, fid)
+        if stored is None:
+            raise NotFound(f"{rtype}/{fid} is not known", expression=[rtype])
+        if stored.deleted:
+            raise Gone(f"{rtype}/{fid} was deleted", expression=[rtype])
+        return stored
+
+    def visible(self, resource: dict[str, Any]) -> bool:
+        return self.services.access.can_see(self.ctx, resource)
+
+    def base(self) -> str:
+        return self.services.settings.fhir_base
+
+
+def parse_version(value: str, what: str = "version") -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise InvalidRequest(f"{what} must be an integer") from None
+    if n < 1:
+        raise InvalidRequest(f"{what} must be positive")
+    return n
