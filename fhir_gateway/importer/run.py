@@ -114,11 +114,13 @@ class Importer:
 
 
 def run_import(settings: Settings, paths: list[Path], *, on_error: str = "stop", batch_size: int = 200,
-               restart: bool = False, progress: bool = True, services: FhirServices | None = None) -> ImportReport:
+               restart: bool = False, progress: bool = True, services: FhirServices | None = None,
+               state_dir: Path | None = None) -> ImportReport:
+    """Import ``paths``; resume points live in ``state_dir`` (default ``./var/import-state``)."""
     from fhir_gateway.app import build_services
 
     services = services or build_services(settings)
-    state = ResumeState(Path(settings.extra.get("state_dir", "var/import-state")))
+    state = ResumeState(state_dir or Path("var/import-state"))
     files = expand(paths)
     if restart:
         for f in files:

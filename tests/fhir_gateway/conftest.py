@@ -94,3 +94,50 @@ def patient(family: str = "Chalmers", given: str = "Peter", **extra: Any) -> dic
                             "gender": "male", "birthDate": "1974-12-25"}
     body.update(extra)
     return body
+
+
+# ------------------------------------------------------------------ a server loaded with Synthea data
+
+def _module_database(request: pytest.FixtureRequest, kind: str) -> Iterator[str]:
+    if kind == "sqlite":
+        path = request.getfixturevalue("tmp_path_factory").mktemp("db") / "loaded.sqlite3"
+        yield f"sqlite:///{path}"
+        return
+    import uuid
+
+    import psycopg
+    from psycopg import sql
+    from sqlalchemy.engine import make_url
+
+    admin = request.getfixturevalue("postgres_admin_url")
+    name = f"telehub_test_{uuid.uuid4().hex}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield make_url(admin).set(drivername="postgresql+psycopg", database=name).render_as_string(
+            hide_password=False)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="module", params=[pytest.param("sqlite", id="sqlite"),
+                                        pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres)])
+def synthea_fhir(request: pytest.FixtureRequest, shared_data: Any) -> Iterator[Fhir]:
+    """A server holding the 10 Synthea patients of shared/data/synthea/small (NDJSON, ids kept)."""
+    from fhir_gateway.importer.run import run_import
+
+    gen = _module_database(request, request.param)
+    url = next(gen)
+    settings = make_settings(url)
+    app = create_app(settings)
+    services = app.extensions["telehub.fhir"]
+    state_dir = request.getfixturevalue("tmp_path_factory").mktemp("import-state")
+    report = run_import(settings, [shared_data / "synthea/small/ndjson"], on_error="stop", restart=True,
+                        progress=False, services=services, state_dir=state_dir)
+    assert not report.failed, report.failed
+    assert report.resources == 1705
+    yield Fhir(app.test_client())
+    services.repository.engine.dispose()
+    for _ in gen:
+        pass
