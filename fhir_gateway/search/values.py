@@ -15,7 +15,7 @@ from __future__ import annotations
 import calendar
 import re
 import unicodedata
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 
 _WS = re.compile(r"\s+")
@@ -59,18 +59,18 @@ def date_range(value: str) -> tuple[int, int]:
     try:
         year = int(g["y"])
         if g["m"] is None:
-            start = datetime(year, 1, 1, tzinfo=timezone.utc)
-            end = datetime(year + 1, 1, 1, tzinfo=timezone.utc) if year < 9999 else None
+            start = datetime(year, 1, 1, tzinfo=UTC)
+            end = datetime(year + 1, 1, 1, tzinfo=UTC) if year < 9999 else None
         elif g["d"] is None:
             month = int(g["m"])
-            start = datetime(year, month, 1, tzinfo=timezone.utc)
-            end = (datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=timezone.utc)
+            start = datetime(year, month, 1, tzinfo=UTC)
+            end = (datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=UTC)
                    if not (year == 9999 and month == 12) else None)
         elif g["H"] is None:
-            start = datetime(year, int(g["m"]), int(g["d"]), tzinfo=timezone.utc)
+            start = datetime(year, int(g["m"]), int(g["d"]), tzinfo=UTC)
             end = start + timedelta(days=1) if start.date() < datetime.max.date() else None
         else:
-            tz = timezone.utc
+            tz = UTC
             if g["tz"] and g["tz"] != "Z":
                 sign = 1 if g["tz"][0] == "+" else -1
                 tz = timezone(sign * timedelta(hours=int(g["tz"][1:3]), minutes=int(g["tz"][4:6])))
@@ -86,7 +86,7 @@ def date_range(value: str) -> tuple[int, int]:
                 step = timedelta(seconds=1)
             else:
                 step = timedelta(microseconds=10 ** max(0, 6 - len(frac)))
-            start = local.astimezone(timezone.utc)
+            start = local.astimezone(UTC)
             end = start + step
     except (ValueError, OverflowError) as exc:
         raise DateFormatError(value) from exc
@@ -97,12 +97,12 @@ def date_range(value: str) -> tuple[int, int]:
 
 def instant_to_micros(dt: datetime) -> int:
     """Microseconds since the epoch of an aware datetime."""
-    return _epoch_micros(dt.astimezone(timezone.utc))
+    return _epoch_micros(dt.astimezone(UTC))
 
 
 def micros_to_instant(micros: int) -> str:
     """Render microseconds since the epoch as a FHIR instant (UTC, millisecond precision or finer)."""
-    dt = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=micros)
+    dt = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
     text = dt.strftime("%Y-%m-%dT%H:%M:%S.%f")
     return text[:-3] + "+00:00" if text.endswith("000") else text + "+00:00"
 

@@ -56,7 +56,7 @@ def _index_table(name: str, *columns: Column[object], extra: tuple[Index, ...] =
         Column("param", String(100), nullable=False),
         *columns,
         Column("grp", Integer, nullable=True),
-        Index(f"ix_{name}_resource", "resource_pk"),
+        Index(f"ix_{name}_resource", "resource_pk", "param"),
         *extra,
     )
 
@@ -72,7 +72,9 @@ idx_string = _index_table(
     "idx_string",
     Column("value", String(255), nullable=False),
     Column("exact", Text, nullable=False),
-    extra=(Index("ix_idx_string_lookup", "rtype", "param", "value"),),
+    # pattern ops: PostgreSQL can then use the index for LIKE 'prefix%' whatever the collation
+    extra=(Index("ix_idx_string_lookup", "rtype", "param", "value",
+                 postgresql_ops={"value": "varchar_pattern_ops"}),),
 )
 idx_date = _index_table(
     "idx_date",
@@ -111,7 +113,7 @@ idx_number = _index_table(
 idx_uri = _index_table(
     "idx_uri",
     Column("value", Text, nullable=False),
-    extra=(Index("ix_idx_uri_lookup", "rtype", "param", "value"),),
+    extra=(Index("ix_idx_uri_lookup", "rtype", "param", "value", postgresql_ops={"value": "text_pattern_ops"}),),
 )
 
 INDEX_TABLES: dict[str, Table] = {
