@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from fhir_gateway.settings import SettingsError, load_settings
+from fhir_gateway.settings import Settings, SettingsError, load_settings
 
 
 @click.group()
@@ -19,7 +19,7 @@ def main(verbose: bool) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-def _settings():  # type: ignore[no-untyped-def]
+def _settings() -> Settings:
     try:
         return load_settings()
     except SettingsError as exc:

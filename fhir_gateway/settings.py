@@ -57,7 +57,8 @@ def _coerce(name: str, raw: Any, current: Any) -> Any:
     return raw
 
 
-def load_settings(environ: dict[str, str] | None = None, settings_file: str | None = None, **overrides: Any) -> Settings:
+def load_settings(environ: dict[str, str] | None = None, settings_file: str | None = None,
+                  **overrides: Any) -> Settings:
     """Build settings from defaults, then ``settings_file`` (or TELEHUB_SETTINGS_FILE), then the environment."""
     environ = dict(os.environ if environ is None else environ)
     settings = Settings()

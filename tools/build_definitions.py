@@ -49,7 +49,8 @@ def build_search_parameters(data: Path) -> list[dict[str, Any]]:
 
 
 def build_resource_types(data: Path) -> dict[str, Any]:
-    bundle = json.load(gzip.open(data / "fhir-r4/definitions/profiles-resources.json.gz", "rt", encoding="utf-8"))
+    with gzip.open(data / "fhir-r4/definitions/profiles-resources.json.gz", "rt", encoding="utf-8") as fh:
+        bundle = json.load(fh)
     types: dict[str, Any] = {}
     for sd in _entries(bundle):
         if sd["resourceType"] != "StructureDefinition" or sd.get("kind") != "resource":

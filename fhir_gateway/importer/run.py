@@ -51,7 +51,7 @@ class StopImport(Exception):
 
 class Importer:
     def __init__(self, services: FhirServices, state: ResumeState, *, on_error: str = "stop",
-                 batch_size: int = 200, bar: tqdm | None = None) -> None:  # type: ignore[type-arg]
+                 batch_size: int = 200, bar: tqdm | None = None) -> None:
         self.services = services
         self.loader = Loader(services)
         self.state = state

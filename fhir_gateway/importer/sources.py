@@ -43,7 +43,7 @@ def expand(paths: list[Path]) -> list[Path]:
 
 def _open(path: Path) -> IO[bytes]:
     if path.name.endswith(".gz"):
-        return gzip.open(path, "rb")
+        return io.BufferedReader(gzip.GzipFile(path, "rb"))
     return open(path, "rb")
 
 
@@ -64,8 +64,7 @@ def read_records(path: Path, *, skip_lines: int = 0) -> Iterator[Record]:
             except orjson.JSONDecodeError as exc:
                 yield Record(path, 1, error=f"not valid JSON (character {exc.pos})")
             return
-        stream = io.BufferedReader(raw) if not isinstance(raw, io.BufferedReader) else raw
-        for number, line in enumerate(stream, start=1):
+        for number, line in enumerate(raw, start=1):
             if number <= skip_lines or not line.strip():
                 continue
             try:

@@ -6,7 +6,7 @@ pages stay stable while others write.
 """
 from __future__ import annotations
 
-from fhir_gateway.errors import InvalidRequest
+from fhir_gateway.errors import InvalidRequest, NotFound
 from fhir_gateway.rest.bundles import bundle, history_entry, page_url
 from fhir_gateway.rest.context import Interaction
 from fhir_gateway.rest.messages import FhirRequest, FhirResponse
@@ -43,9 +43,8 @@ def history(it: Interaction, req: FhirRequest, rtype: str | None = None, fid: st
         if name not in HISTORY_PARAMS:
             raise InvalidRequest(f"unknown history parameter '{name[:64]}'", expression=[name[:64]],
                                  code="not-supported")
-    if rtype is not None and fid is not None:
-        if it.services.repository.read(it.conn, rtype, fid) is None:
-            it.current(rtype, fid)  # raises 404
+    if rtype is not None and fid is not None and it.services.repository.read(it.conn, rtype, fid) is None:
+        raise NotFound(f"{rtype}/{fid} is not known", expression=[rtype])
     settings = it.services.settings
     count = min(_int_param(req, "_count", settings.default_page_size) or 0, settings.max_page_size)
     offset = _int_param(req, "_offset", 0) or 0
