@@ -39,6 +39,7 @@ class IndexWriter:
 
     def _protect_string(self, rtype: str, row: dict[str, Any]) -> None:
         row["value"] = self.hasher.protect(rtype, row["param"], row["value"])
+        row["exact"] = self.hasher.protect(rtype, row["param"], row["exact"])
 
     def rows_for(self, pk: int, rtype: str, rows: IndexRows) -> dict[str, list[dict[str, Any]]]:
         out: dict[str, list[dict[str, Any]]] = {}
