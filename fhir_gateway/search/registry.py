@@ -61,6 +61,20 @@ def split_union(expression: str) -> list[str]:
     return [p for p in parts if p]
 
 
+# Known errata in the R4 definitions, corrected as R5 did (the component expressions are swapped).
+_COMPONENT_ERRATA: dict[str, dict[str, str]] = {
+    "http://hl7.org/fhir/SearchParameter/DocumentReference-relationship": {
+        "http://hl7.org/fhir/SearchParameter/DocumentReference-relatesto": "target",
+        "http://hl7.org/fhir/SearchParameter/DocumentReference-relation": "code",
+    },
+}
+
+
+def _fixed_components(d: Mapping[str, Any]) -> list[dict[str, Any]]:
+    fixes = _COMPONENT_ERRATA.get(d.get("url", ""), {})
+    return [{**c, "expression": fixes.get(c["definition"], c["expression"])} for c in d.get("component", [])]
+
+
 def _root(branch: str) -> str:
     return branch.lstrip("(").split(".", 1)[0].split(" ", 1)[0]
 
@@ -104,7 +118,7 @@ class SearchRegistry:
         if d.get("expression") and expression is None:
             return None
         components: list[Component] = []
-        for comp in d.get("component", []):
+        for comp in _fixed_components(d):
             target = by_url.get(comp["definition"])
             if target is None:
                 continue

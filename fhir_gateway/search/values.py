@@ -33,6 +33,8 @@ _DATE_RE = re.compile(
 
 def normalize_string(value: str) -> str:
     """Lower-case, strip accents and collapse whitespace, for ``string`` search."""
+    if value.isascii():  # the common case: no accents to strip
+        return _WS.sub(" ", value).strip().casefold()
     decomposed = unicodedata.normalize("NFKD", value)
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return _WS.sub(" ", stripped).strip().casefold()

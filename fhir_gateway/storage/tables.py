@@ -74,8 +74,8 @@ def _index_table(name: str, *columns: Column[object], extra: tuple[Index, ...] =
 
 idx_token = _index_table(
     "idx_token",
-    Column("system", String(255), nullable=True),
-    Column("code", String(255), nullable=True),
+    Column("system", Text, nullable=True),  # Text: codes and systems have no length limit in FHIR
+    Column("code", Text, nullable=True),
     Column("text", Text, nullable=True),
     extra=(Index("ix_idx_token_lookup", "rtype", "param", "code"),),
 )
@@ -109,9 +109,9 @@ idx_quantity = _index_table(
     Column("value", Float, nullable=True),
     Column("low", Float, nullable=True),
     Column("high", Float, nullable=True),
-    Column("system", String(255), nullable=True),
-    Column("code", String(255), nullable=True),
-    Column("unit", String(255), nullable=True),
+    Column("system", Text, nullable=True),
+    Column("code", Text, nullable=True),
+    Column("unit", Text, nullable=True),
     extra=(Index("ix_idx_quantity_lookup", "rtype", "param", "value"),),
 )
 idx_number = _index_table(
