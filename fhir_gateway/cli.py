@@ -101,7 +101,7 @@ def demo(host: str, port: int) -> None:
         click.echo(f"seeded {seeded} demo resources")
     click.echo(f"Telehub FHIR API on http://{host}:{port}/fhir  (metadata: /fhir/metadata)")
     ctx = click.get_current_context()
-    ctx.invoke(serve, host=host, port=port, workers=1, threads=8, dev=False)
+    ctx.invoke(serve, host=host, port=port, workers=1, threads=2, dev=False)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ def bundle(kind: str, entries: list[dict[str, Any]], *, total: int | None = None
         out["total"] = total
     if links:
         out["link"] = links
-    out["entry"] = entries
+    if entries:  # FHIR JSON forbids empty arrays
+        out["entry"] = entries
     return out
 
 

@@ -63,5 +63,5 @@ def test_patient_everything_follows_the_compartment(synthea_fhir: Fhir) -> None:
     assert len(paged["entry"]) == 5
     assert any(link["relation"] == "next" for link in paged["link"])
     since = synthea_fhir.search(f"Patient/{pid}/$everything?_since=2999-01-01")
-    assert since["entry"] == []
+    assert "entry" not in since  # FHIR JSON has no empty arrays
     assert synthea_fhir.get("Patient/nobody/$everything").status_code == 404

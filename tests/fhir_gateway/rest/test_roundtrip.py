@@ -16,7 +16,16 @@ from tests.fhir_gateway.conftest import Fhir
 
 # Examples that are not valid R4 resources for a server to store: documented in docs/r4-r4b-differences.md
 # (filled by the validator's findings) or listed here with the reason.
-NOT_STORABLE: dict[str, str] = {}
+NOT_STORABLE: dict[str, str] = {
+    "Questionnaire-qs1.json": "32 display items lack linkId, which is 1..1 in R4 (docs/r4-r4b-differences.md)",
+}
+
+
+def test_the_invalid_example_is_rejected_with_an_outcome(fhir: Fhir) -> None:
+    resource = json.loads((Path(SHARED_DATA) / "fhir-r4/examples/resources/Questionnaire-qs1.json").read_text())
+    resp = fhir.put(f"Questionnaire/{resource['id']}", resource)
+    assert resp.status_code == 422
+    assert "linkId" in resp.get_json()["issue"][0]["expression"][0]
 
 
 def strip_meta(resource: dict[str, Any]) -> dict[str, Any]:
