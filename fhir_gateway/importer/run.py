@@ -6,6 +6,7 @@ the import, and no good record is lost.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 import time
@@ -17,7 +18,7 @@ from tqdm import tqdm
 from fhir_gateway.importer.loader import IMPORT_CONTEXT, Loader, describe
 from fhir_gateway.importer.sources import Record, expand, read_records
 from fhir_gateway.importer.state import ResumeState
-from fhir_gateway.rest.context import FhirServices, Interaction
+from fhir_gateway.rest.context import FhirServices, Interaction, Validator
 from fhir_gateway.settings import Settings
 
 log = logging.getLogger("telehub.import")
@@ -119,7 +120,7 @@ def run_import(settings: Settings, paths: list[Path], *, on_error: str = "stop",
     """Import ``paths``; resume points live in ``state_dir`` (default ``./var/import-state``)."""
     from fhir_gateway.app import build_services
 
-    services = services or build_services(settings)
+    services = dataclasses.replace(services or build_services(settings), validator=Validator(r4b_models=False))
     state = ResumeState(state_dir or Path("var/import-state"))
     files = expand(paths)
     if restart:
