@@ -18,12 +18,13 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
-from fhir_gateway.errors import FhirError, InvalidRequest, MultipleMatches, PreconditionFailed
+from fhir_gateway.errors import FhirError, InvalidRequest, MultipleMatches, NotFound, PreconditionFailed
 from fhir_gateway.rest.bundles import bundle
 from fhir_gateway.rest.context import Interaction
 from fhir_gateway.rest.headers import location, return_mode
 from fhir_gateway.rest.messages import FhirRequest, FhirResponse
 from fhir_gateway.rest.write import resource_body
+from fhir_gateway.storage.references import missing_references
 from fhir_gateway.storage.repository import new_id
 
 ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
@@ -114,8 +115,41 @@ def _transaction(it: Interaction, req: FhirRequest, entries: list[Entry], keep_u
             entry.response, entry.result = _run(it, entry, prefer_headers)
         except FhirError as exc:
             raise _fail(entry, exc) from None
+    _check_references(it, entries)
     out = [_entry_out(e) for e in entries]
     return FhirResponse(200, bundle("transaction-response", out))
+
+
+def _literal_references(value: Any, found: set[tuple[str, str]], types: frozenset[str]) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if k == "reference" and isinstance(v, str):
+                parts = v.split("/")
+                if len(parts) in (2, 4) and parts[0] in types and (len(parts) == 2 or parts[2] == "_history"):
+                    found.add((parts[0], parts[1]))
+            elif k != "contained":
+                _literal_references(v, found, types)
+    elif isinstance(value, list):
+        for v in value:
+            _literal_references(v, found, types)
+
+
+def _check_references(it: Interaction, entries: list[Entry]) -> None:
+    """Every relative reference in what the transaction wrote must resolve (R4 http.html#trules)."""
+    types = it.services.resource_types
+    per_entry: list[tuple[Entry, set[tuple[str, str]]]] = []
+    for entry in entries:
+        if entry.method in ("POST", "PUT") and isinstance(entry.resource, dict) and not entry.existing:
+            refs: set[tuple[str, str]] = set()
+            _literal_references(entry.resource, refs, types)
+            per_entry.append((entry, refs))
+    missing = missing_references(it.conn, {r for _, refs in per_entry for r in refs})
+    for entry, refs in per_entry:
+        bad = refs & missing
+        if bad:
+            kinds = ", ".join(sorted({t for t, _ in bad}))
+            raise _fail(entry, NotFound(f"the resource references {len(bad)} {kinds} resource(s) that do not "
+                                        "exist", code="not-found"))
 
 
 def _assign(it: Interaction, entry: Entry, mapping: dict[str, str], keep_uuid_ids: bool = False) -> None:

@@ -175,3 +175,14 @@ def test_malformed_bundles_are_400(fhir: Fhir, body: dict[str, Any]) -> None:
     resp = fhir.post("", body)
     assert resp.status_code == 400
     assert resp.get_json()["resourceType"] == "OperationOutcome"
+
+
+def test_transaction_referencing_a_missing_resource_is_404_and_writes_nothing(fhir: Fhir) -> None:
+    resp = fhir.post("", txn(post("urn:uuid:p", patient(family="Dangling")),
+                             post("urn:uuid:o", observation("Patient/not-there"))))
+    assert resp.status_code == 404
+    assert "Bundle.entry[1]" in resp.get_json()["issue"][0]["expression"]
+    assert fhir.search_ids("Patient?family=Dangling") == set()
+    deleted = fhir.create(patient())
+    fhir.delete(f"Patient/{deleted['id']}")
+    assert fhir.post("", txn(post("urn:uuid:o", observation(f"Patient/{deleted['id']}")))).status_code == 404
