@@ -33,5 +33,5 @@ def test_bad_values_are_named(tmp_path: Path) -> None:
         load_settings({"TELEHUB_ENV": "staging"})
     f = tmp_path / "bad.toml"
     f.write_text('databse_url = "typo"\n')
-    with pytest.raises(SettingsError, match="unknown settings.*databse_url"):
+    with pytest.raises(SettingsError, match=r"unknown settings.*databse_url"):
         load_settings({}, settings_file=str(f))
