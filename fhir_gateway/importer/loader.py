@@ -58,18 +58,18 @@ class Loader:
     def __init__(self, services: FhirServices) -> None:
         self.services = services
 
-    def upsert(self, it: Interaction, resource: Any) -> None:
-        """Create or update one resource under its own id (validated first)."""
+    def checked(self, it: Interaction, resource: Any) -> dict[str, Any]:
+        """The resource, validated and allowed, ready to upsert."""
         if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
             raise InvalidRequest("a line must hold a FHIR resource (a JSON object with resourceType)")
         rtype = it.require_type(resource["resourceType"])
         self.services.access.check(it.ctx, "create", rtype)
         self.services.validator.check(resource, expected_type=rtype)
-        fid = resource.get("id")
-        if fid is None:
-            self.services.repository.create(it.conn, resource)
-        else:
-            self.services.repository.update(it.conn, resource, fid, skip_unchanged=True)
+        return resource
+
+    def upsert(self, it: Interaction, resource: Any) -> None:
+        """Create or update one resource under its own id (validated first)."""
+        self.services.repository.upsert_many(it.conn, [self.checked(it, resource)])
 
     def load_bundle(self, it: Interaction, bundle: dict[str, Any]) -> int:
         kind = bundle.get("type")
@@ -84,17 +84,32 @@ class Loader:
                 if failed:
                     raise InvalidRequest(f"{len(failed)} batch entries failed")
             return len(entries)
-        for entry in entries:
-            self.upsert(it, entry.get("resource"))
+        bodies = [self.checked(it, entry.get("resource")) for entry in entries]
+        self.services.repository.upsert_many(it.conn, bodies)
         return len(entries)
 
     def load(self, it: Interaction, value: Any) -> int:
         """Load one record (a resource or a Bundle); returns how many resources it held."""
-        if isinstance(value, dict) and value.get("resourceType") == "Bundle" and value.get("type") in (
-                "transaction", "batch", "collection", "searchset"):
-            return self.load_bundle(it, value)
-        self.upsert(it, value)
-        return 1
+        return self.load_many(it, [value])
+
+    def load_many(self, it: Interaction, values: list[Any]) -> int:
+        """Load records in order; consecutive plain resources are written in one bulk upsert."""
+        pending: list[dict[str, Any]] = []
+        loaded = 0
+        for value in values:
+            if isinstance(value, dict) and value.get("resourceType") == "Bundle" and value.get("type") in (
+                    "transaction", "batch", "collection", "searchset"):
+                if pending:
+                    self.services.repository.upsert_many(it.conn, pending)
+                    loaded += len(pending)
+                    pending = []
+                loaded += self.load_bundle(it, value)
+            else:
+                pending.append(self.checked(it, value))
+        if pending:
+            self.services.repository.upsert_many(it.conn, pending)
+            loaded += len(pending)
+        return loaded
 
 
 def describe(exc: BaseException) -> str:

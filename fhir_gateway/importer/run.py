@@ -65,7 +65,7 @@ class Importer:
         repo = self.services.repository
         with repo.transaction(write=True) as conn:
             it = Interaction(self.services, conn, IMPORT_CONTEXT)
-            return sum(self.loader.load(it, r.value) for r in batch)
+            return self.loader.load_many(it, [r.value for r in batch])
 
     def _fail(self, record: Record, message: str) -> None:
         self.report.failed.append(f"{record.where}: {message}")

@@ -110,11 +110,22 @@ def _transaction(it: Interaction, req: FhirRequest, entries: list[Entry], keep_u
         except FhirError as exc:
             raise _fail(entry, exc) from None
     prefer_headers = {"prefer": req.header("prefer") or ""}
-    for entry in sorted(entries, key=lambda e: (ORDER[e.method], e.index)):
+    ordered = sorted(entries, key=lambda e: (ORDER[e.method], e.index))
+    start = 0
+    while start < len(ordered):
+        end = start
+        while end < len(ordered) and _bulkable(ordered[end]) and ordered[end].method == ordered[start].method:
+            end += 1
+        if end > start:
+            _run_bulk(it, ordered[start:end], return_mode(req))
+            start = end
+            continue
+        entry = ordered[start]
         try:
             entry.response, entry.result = _run(it, entry, prefer_headers)
         except FhirError as exc:
             raise _fail(entry, exc) from None
+        start += 1
     _check_references(it, entries)
     out = [_entry_out(e) for e in entries]
     return FhirResponse(200, bundle("transaction-response", out))
@@ -230,6 +241,35 @@ def _resolve_reference(it: Interaction, ref: str, mapping: dict[str, str]) -> st
         raise InvalidRequest("reference to a urn that no entry in the Bundle has as fullUrl", code="not-found",
                              status=404)
     return ref
+
+
+def _bulkable(entry: Entry) -> bool:
+    """Plain creates and plain updates can share one bulk write; conditional or versioned ones cannot."""
+    if entry.method == "POST":
+        return bool(entry.assigned) and not entry.existing and "/" not in entry.path
+    return (entry.method == "PUT" and entry.path.count("/") == 1 and not entry.params
+            and "if-match" not in entry.headers)
+
+
+def _run_bulk(it: Interaction, group: list[Entry], mode: str) -> None:
+    """Validate a run of plain POST or PUT entries, then write them in one bulk upsert."""
+    bodies = []
+    for entry in group:
+        try:
+            rtype, fid = (entry.assigned or entry.path).split("/", 1)
+            it.require_type(rtype)
+            it.services.access.check(it.ctx, "create" if entry.method == "POST" else "update", rtype)
+            body = resource_body(it, FhirRequest(entry.method, entry.path, body=entry.resource), rtype)
+            if entry.method == "PUT" and body.get("id") != fid:
+                raise InvalidRequest("the resource id must match the id in request.url", expression=[f"{rtype}.id"])
+        except FhirError as exc:
+            raise _fail(entry, exc) from None
+        bodies.append({**body, "id": fid})
+    method = group[0].method
+    results = it.services.repository.upsert_many(it.conn, bodies, skip_unchanged=method == "PUT", method=method)
+    for entry, (stored, created) in zip(group, results, strict=True):
+        entry.response = _response(201 if created else 200, stored, it.base())
+        entry.result = None if mode == "minimal" else stored.resource
 
 
 def _patch_body(resource: Any) -> Any:

@@ -228,6 +228,13 @@ class Repository:
         self.index_writer.write(conn, pk, rtype, stamped, index)
         return StoredResource(pk, rtype, fid, new_version, now, False, stamped, method), False
 
+    def upsert_many(self, conn: Connection, bodies: list[dict[str, Any]], *, skip_unchanged: bool = True,
+                    method: str = "PUT") -> list[tuple[StoredResource, bool]]:
+        """Many creates/updates in a few statements (see :mod:`fhir_gateway.storage.bulk`)."""
+        from fhir_gateway.storage.bulk import bulk_upsert
+
+        return bulk_upsert(self, conn, bodies, skip_unchanged=skip_unchanged, method=method)
+
     def delete(self, conn: Connection, rtype: str, fid: str, *, if_match: int | None = None) -> StoredResource | None:
         """Mark the resource deleted (history kept). None when it does not exist or is already deleted."""
         current = self._current_for_update(conn, rtype, fid, include_deleted=False)

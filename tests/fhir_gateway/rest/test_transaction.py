@@ -54,23 +54,31 @@ def test_transaction_is_atomic_when_an_entry_fails(fhir: Fhir) -> None:
     assert fhir.get(f"Patient/{existing['id']}").get_json()["gender"] == "male"
 
 
-def test_transaction_rolls_back_on_an_injected_storage_failure(app, fhir: Fhir, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    repo = app.extensions["telehub.fhir"].repository
-    original = repo.create
+@pytest.mark.parametrize("fail_on_call", [1, 2])
+def test_transaction_rolls_back_on_an_injected_storage_failure(app, fhir: Fhir, monkeypatch,  # type: ignore[no-untyped-def]
+                                                               fail_on_call: int) -> None:
+    """The index write fails after resource and version rows were inserted: nothing may remain."""
+    existing = fhir.create(patient(family="Before"))
+    writer = app.extensions["telehub.fhir"].repository.index_writer
+    original = writer.write_many
     calls = {"n": 0}
 
-    def failing_create(conn, body, fid=None, **kw):  # type: ignore[no-untyped-def]
+    def failing_write_many(conn, items):  # type: ignore[no-untyped-def]
         calls["n"] += 1
-        if calls["n"] == 3:
+        if calls["n"] == fail_on_call:
             raise InvalidRequest("injected failure in the middle of the transaction")
-        return original(conn, body, fid, **kw)
+        return original(conn, items)
 
-    monkeypatch.setattr(repo, "create", failing_create)
-    bundle = txn(*(post(f"urn:uuid:p{i}", patient(family=f"Injected{i}")) for i in range(5)))
+    monkeypatch.setattr(writer, "write_many", failing_write_many)
+    bundle = txn(*(post(f"urn:uuid:p{i}", patient(family=f"Injected{i}")) for i in range(5)),
+                 {"resource": {**existing, "gender": "female"},
+                  "request": {"method": "PUT", "url": f"Patient/{existing['id']}"}})
     assert fhir.post("", bundle).status_code == 400
-    monkeypatch.setattr(repo, "create", original)
-    assert fhir.search("Patient?_summary=count")["total"] == 0
-    assert fhir.get("_history").get_json()["total"] == 0
+    monkeypatch.setattr(writer, "write_many", original)
+    assert fhir.search("Patient?_summary=count")["total"] == 1
+    assert fhir.get("_history").get_json()["total"] == 1
+    assert fhir.get(f"Patient/{existing['id']}").get_json()["gender"] == "male"
+    assert fhir.search_ids("Patient?family=Before") == {existing["id"]}
 
 
 def test_transaction_processes_deletes_before_creates_and_gets_last(fhir: Fhir) -> None:
