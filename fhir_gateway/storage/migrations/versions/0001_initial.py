@@ -7,20 +7,23 @@ from __future__ import annotations
 
 from alembic import op
 
-from fhir_gateway.storage.tables import metadata
+from fhir_gateway.storage.tables import INDEX_TABLES, resource, resource_version
 
 revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
 
-# The first revision creates the tables exactly as declared in tables.py; later
-# revisions must use explicit op.* calls so old databases upgrade step by step.
+# The first revision creates these tables as declared in tables.py when it was written;
+# later revisions add their own tables and changes with explicit op.* calls.
+TABLES = [resource, resource_version, *INDEX_TABLES.values()]
 
 
 def upgrade() -> None:
-    metadata.create_all(op.get_bind())
+    for table in TABLES:
+        table.create(op.get_bind())
 
 
 def downgrade() -> None:
-    metadata.drop_all(op.get_bind())
+    for table in reversed(TABLES):
+        table.drop(op.get_bind())
