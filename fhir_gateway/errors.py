@@ -121,3 +121,14 @@ class NotSupported(FhirError):
     """A valid FHIR request this server does not implement (501 is wrong for FHIR; 400 not-supported)."""
 
     code = "not-supported"
+
+
+class DataIntegrityError(FhirError):
+    """Stored data failed its integrity check (e.g. an AES-GCM tag mismatch): never says which data."""
+
+    status = 500
+    code = "security"
+
+    def __init__(self, diagnostics: str = "stored data failed an integrity check; the incident was recorded",
+                 **kw: object) -> None:
+        super().__init__(diagnostics, **kw)  # type: ignore[arg-type]
