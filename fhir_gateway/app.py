@@ -12,6 +12,7 @@ import orjson
 from flask import Flask, Response
 
 from fhir_gateway.access import AccessPolicy, AllowAll
+from fhir_gateway.audit.trail import AuditTrail
 from fhir_gateway.rest.context import FhirServices, Validator
 from fhir_gateway.rest.http import make_blueprint, register_error_pages
 from fhir_gateway.search.extract import IndexExtractor
@@ -30,7 +31,7 @@ log = logging.getLogger("telehub")
 
 def build_services(settings: Settings, *, registry: SearchRegistry | None = None, codec: BodyCodec | None = None,
                    hasher: IndexHasher | None = None, access: AccessPolicy | None = None,
-                   migrate: bool = True) -> FhirServices:
+                   audit_key: bytes | None = None, migrate: bool = True) -> FhirServices:
     """Wire storage, search and validation (also used by the CLI importer, without Flask)."""
     registry = registry or default_registry()
     hasher = hasher or PlainIndexHasher()
@@ -40,8 +41,9 @@ def build_services(settings: Settings, *, registry: SearchRegistry | None = None
     writer = IndexWriter(IndexExtractor(registry), hasher)
     repository = Repository(engine, writer, codec or JsonCodec())
     search = SearchService(registry, repository, hasher, settings)
+    audit = AuditTrail(audit_key, repository.codec) if audit_key is not None else None
     return FhirServices(settings=settings, registry=registry, repository=repository, search=search,
-                        access=access or AllowAll(), validator=Validator())
+                        access=access or AllowAll(), validator=Validator(), audit=audit)
 
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:

@@ -13,6 +13,7 @@ from fhir_gateway.settings import Settings
 from fhir_gateway.storage.repository import Repository, StoredResource
 
 if TYPE_CHECKING:
+    from fhir_gateway.audit.trail import AuditTrail
     from fhir_gateway.storage.searching import SearchService
 
 
@@ -40,6 +41,7 @@ class FhirServices:
     search: SearchService
     access: AccessPolicy
     validator: Validator
+    audit: AuditTrail | None = None
 
     @property
     def resource_types(self) -> frozenset[str]:
@@ -53,6 +55,10 @@ class Interaction:
     services: FhirServices
     conn: Connection
     ctx: RequestContext
+    # set by the dispatcher, read by the audit recorder
+    interaction: str | None = None
+    rtype: str | None = None
+    fid: str | None = None
 
     def require_type(self, rtype: str) -> str:
         if rtype not in self.services.resource_types:

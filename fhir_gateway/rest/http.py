@@ -6,6 +6,7 @@ OperationOutcome.
 """
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
 from urllib.parse import parse_qsl
@@ -14,6 +15,7 @@ import orjson
 from flask import Blueprint, Flask, Response, current_app, request
 
 from fhir_gateway.access import RequestContext
+from fhir_gateway.audit.recorder import audit_input, record
 from fhir_gateway.errors import FhirError, InvalidRequest, NotAcceptable, PayloadTooLarge, UnsupportedMediaType
 from fhir_gateway.rest.context import FhirServices, Interaction
 from fhir_gateway.rest.messages import FhirRequest, FhirResponse
@@ -24,6 +26,7 @@ FHIR_JSON = "application/fhir+json"
 JSON_TYPES = ("application/fhir+json", "application/json", "application/json-patch+json", "text/json")
 FORM = "application/x-www-form-urlencoded"
 XML_TYPES = ("application/fhir+xml", "application/xml", "text/xml", "xml")
+log = logging.getLogger("telehub.fhir")
 PASSED_HEADERS = ("if-match", "if-none-exist", "if-none-match", "if-modified-since", "prefer")
 
 
@@ -101,17 +104,45 @@ def handle(path: str) -> Response:
     svc = services()
     ctx = context()
     pretty = request.args.get("_pretty") == "true"
+    req = FhirRequest(request.method, path.strip("/"))
+    it: Interaction | None = None
     try:
         req = build_request(path, svc)
-        with svc.repository.transaction(write=is_write(req)) as conn:
-            resp = dispatch(Interaction(svc, conn, ctx), req)
+        # audited requests write the audit entry, so they take the write lock up front (SQLite)
+        with svc.repository.transaction(write=is_write(req) or svc.audit is not None) as conn:
+            it = Interaction(svc, conn, ctx)
+            resp = dispatch(it, req)
+            if svc.audit is not None:
+                record(svc.audit, conn, audit_input(it.interaction, it.rtype, it.fid, req, ctx, resp.status, resp))
     except FhirError as exc:
         resp = error_response(exc)
+        _audit_failure(svc, it, req, ctx, resp.status)
     except Exception as exc:  # the one place unexpected errors become a 500 OperationOutcome
         resp = internal_error(exc, ctx.request_id or "-")
+        _audit_failure(svc, it, req, ctx, 500)
     out = render(resp, pretty)
     out.headers["X-Request-Id"] = ctx.request_id or ""
     return out
+
+
+def _audit_failure(svc: FhirServices, it: Interaction | None, req: FhirRequest, ctx: RequestContext,
+                   status: int) -> None:
+    """Record a failed or denied request after its transaction rolled back."""
+    if svc.audit is None:
+        return
+    interaction = it.interaction if it is not None else None
+    if interaction is None and status in (401, 403):
+        interaction = "security"
+    data = audit_input(interaction or "unknown", it.rtype if it else None, it.fid if it else None, req, ctx,
+                       status, None)
+    if data is None:
+        return
+    data.security = status in (401, 403, 500)
+    try:
+        with svc.repository.transaction(write=True) as conn:
+            record(svc.audit, conn, data)
+    except Exception:  # the failure response still goes out; the lost entry is logged loudly
+        log.exception("could not record the audit entry of a failed request %s", ctx.request_id)
 
 
 def make_blueprint() -> Blueprint:

@@ -73,6 +73,8 @@ ROUTES: tuple[Route, ...] = (
 )
 
 ALLOWED_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
+# The audit trail is append-only: clients may read and search it (auditors), never write it.
+READ_ONLY_TYPES = frozenset({"AuditEvent"})
 
 
 def _bundle(it: Interaction, req: FhirRequest) -> FhirResponse:
@@ -108,11 +110,17 @@ def dispatch(it: Interaction, req: FhirRequest) -> FhirResponse:
         req = FhirRequest("GET", req.path, req.params, req.headers, req.body, req.content_type)
     route, found = resolve(req)
     rtype = found.get("type")
-    if rtype is not None:
-        it.require_type(rtype)
     op = found.get("op")
     interaction = route.interaction if op is None else f"operation:{op}"
+    it.interaction, it.rtype, it.fid = interaction, rtype, found.get("id")
+    if rtype is not None:
+        it.require_type(rtype)
     it.services.access.check(it.ctx, interaction, rtype)
+    if rtype in READ_ONLY_TYPES:
+        if interaction in ("create", "update", "patch", "delete"):
+            raise MethodNotAllowed(f"{rtype} is written by the server only; {interaction} is not allowed")
+        if it.services.audit is not None:
+            it.services.audit.materialize(it.conn, it.services.repository)
     response = route.handler(it, req, **found)
     if head:
         response = FhirResponse(response.status, None, response.headers)
