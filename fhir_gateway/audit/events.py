@@ -80,7 +80,7 @@ def build_audit_event(data: AuditInput, recorded: int, event_id: str | None = No
     if ctx.role:
         agent["role"] = [{"text": ctx.role}]
     if ctx.ip:
-        agent["network"] = {"address": ctx.ip, "type": "2" if ":" not in ctx.ip else "2"}
+        agent["network"] = {"address": ctx.ip, "type": "2"}  # 2 = IP address (IPv4 or IPv6)
     if ctx.user_agent:
         agent["extension"] = [{"url": USER_AGENT_EXT, "valueString": ctx.user_agent[:256]}]
     entities: list[dict[str, Any]] = []
