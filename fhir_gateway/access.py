@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from sqlalchemy import ColumnElement
+
 from fhir_gateway.errors import Forbidden
 
 
@@ -27,11 +29,23 @@ class RequestContext:
 
 
 class AccessPolicy(Protocol):
+    """The one decision point. The pipeline asks it before every interaction (``check``), for every
+    resource read, returned or written (``can_see``, ``shape``), and for the SQL scope that limits
+    searches and history to what the requester may see (``scope``), so paging and totals never
+    count what the requester cannot read."""
+
     def check(self, ctx: RequestContext, interaction: str, resource_type: str | None) -> None:
         """Raise Forbidden (or Unauthorized) if ``interaction`` on ``resource_type`` is not allowed."""
 
     def can_see(self, ctx: RequestContext, resource: dict[str, Any]) -> bool:
-        """Whether ``resource`` may be returned to this requester."""
+        """Whether ``resource`` may be returned to (or written by) this requester."""
+
+    def shape(self, ctx: RequestContext, resource: dict[str, Any]) -> dict[str, Any]:
+        """The resource reduced to the fields this requester may see (minimum necessary)."""
+
+    def scope(self, ctx: RequestContext, rtype: ColumnElement[Any], pk: ColumnElement[Any],
+              fid: ColumnElement[Any]) -> ColumnElement[bool] | None:
+        """A SQL condition over a resource's type, pk and id limiting what searches/history match."""
 
 
 class AllowAll:
@@ -40,6 +54,13 @@ class AllowAll:
 
     def can_see(self, ctx: RequestContext, resource: dict[str, Any]) -> bool:
         return True
+
+    def shape(self, ctx: RequestContext, resource: dict[str, Any]) -> dict[str, Any]:
+        return resource
+
+    def scope(self, ctx: RequestContext, rtype: ColumnElement[Any], pk: ColumnElement[Any],
+              fid: ColumnElement[Any]) -> ColumnElement[bool] | None:
+        return None
 
 
 class DenyTypes:
@@ -54,3 +75,10 @@ class DenyTypes:
 
     def can_see(self, ctx: RequestContext, resource: dict[str, Any]) -> bool:
         return resource.get("resourceType") not in self.types
+
+    def shape(self, ctx: RequestContext, resource: dict[str, Any]) -> dict[str, Any]:
+        return resource
+
+    def scope(self, ctx: RequestContext, rtype: ColumnElement[Any], pk: ColumnElement[Any],
+              fid: ColumnElement[Any]) -> ColumnElement[bool] | None:
+        return rtype.not_in(sorted(self.types))

@@ -8,7 +8,7 @@ list: every type with linking parameters, plus the resources they reference
 from __future__ import annotations
 
 from fhir_gateway import definitions
-from fhir_gateway.errors import InvalidRequest
+from fhir_gateway.errors import Forbidden, InvalidRequest
 from fhir_gateway.operations.registry import Operation, register
 from fhir_gateway.rest.bundles import bundle, page_url
 from fhir_gateway.rest.context import Interaction
@@ -20,6 +20,8 @@ from fhir_gateway.storage.compartments import compartment_pks, referenced_pks
 def everything(it: Interaction, req: FhirRequest, rtype: str | None, fid: str | None) -> FhirResponse:
     assert rtype == "Patient" and fid is not None
     patient = it.current("Patient", fid)
+    if patient.resource is None or not it.visible(patient.resource):
+        raise Forbidden(f"access to Patient/{fid} is not permitted")
     since = None
     raw_since = req.param("_since")
     if raw_since:
@@ -56,8 +58,8 @@ def everything(it: Interaction, req: FhirRequest, rtype: str | None, fid: str | 
     page = ordered[offset:offset + count]
     loaded = [s for s in it.services.repository.load(it.conn, page) if s.resource and it.visible(s.resource)]
     base = it.base()
-    entries = [{"fullUrl": f"{base}/{s.rtype}/{s.fid}", "resource": s.resource, "search": {"mode": "match"}}
-               for s in loaded]
+    entries = [{"fullUrl": f"{base}/{s.rtype}/{s.fid}", "resource": it.shape(s.resource), "search": {"mode": "match"}}
+               for s in loaded if s.resource is not None]
     keep = [(k, v) for k, v in req.params if k in ("_since", "_type")]
     path = f"Patient/{fid}/$everything"
     link = [{"relation": "self", "url": page_url(base, path, [*keep, ("_count", str(count)),

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection
+from sqlalchemy import ColumnElement, Connection, Table
 
 from fhir_gateway.access import AccessPolicy, RequestContext
 from fhir_gateway.errors import Gone, InvalidRequest, NotFound, UnknownResourceType
@@ -76,6 +76,15 @@ class Interaction:
 
     def visible(self, resource: dict[str, Any]) -> bool:
         return self.services.access.can_see(self.ctx, resource)
+
+    def shape(self, resource: dict[str, Any]) -> dict[str, Any]:
+        """The fields of ``resource`` this requester may see (minimum necessary)."""
+        return self.services.access.shape(self.ctx, resource)
+
+    def scope(self, table: Table) -> ColumnElement[bool] | None:
+        """The access policy's SQL scope over ``resource`` or ``resource_version`` rows."""
+        pk = table.c.resource_pk if "resource_pk" in table.c else table.c.pk
+        return self.services.access.scope(self.ctx, table.c.rtype, pk, table.c.fid)
 
     def base(self) -> str:
         return self.services.settings.fhir_base

@@ -6,11 +6,14 @@ pages stay stable while others write.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from fhir_gateway.errors import InvalidRequest, NotFound
 from fhir_gateway.rest.bundles import bundle, history_entry, page_url
 from fhir_gateway.rest.context import Interaction
 from fhir_gateway.rest.messages import FhirRequest, FhirResponse
 from fhir_gateway.search.values import DateFormatError, date_range
+from fhir_gateway.storage.tables import resource_version
 
 HISTORY_PARAMS = ("_since", "_at", "_count", "_offset", "_snapshot", "_format", "_pretty", "_list", "_sort")
 
@@ -53,7 +56,7 @@ def history(it: Interaction, req: FhirRequest, rtype: str | None = None, fid: st
     at = _instant(req, "_at")
     page, total, snapshot = it.services.repository.history(
         it.conn, rtype=rtype, fid=fid, since=since[0] if since else None, at=at, count=count,
-        offset=offset, snapshot=snapshot)
+        offset=offset, snapshot=snapshot, scope=it.scope(resource_version))
     base = it.base()
     path = "/".join(p for p in (rtype, fid, "_history") if p)
     fixed = [(k, v) for k, v in req.params if k in ("_since", "_at")]
@@ -66,5 +69,6 @@ def history(it: Interaction, req: FhirRequest, rtype: str | None = None, fid: st
     if offset > 0:
         links.append({"relation": "previous", "url": page_url(base, path, [
             *fixed, ("_count", str(count)), ("_offset", str(max(0, offset - count))), ("_snapshot", str(snapshot))])})
-    entries = [history_entry(base, s) for s in page if s.resource is None or it.visible(s.resource)]
+    entries = [history_entry(base, s if s.resource is None else replace(s, resource=it.shape(s.resource)))
+               for s in page if s.resource is None or it.visible(s.resource)]
     return FhirResponse(200, bundle("history", entries, total=total, links=links))

@@ -17,7 +17,7 @@ def read(it: Interaction, req: FhirRequest, rtype: str, fid: str) -> FhirRespons
     inm = req.header("if-none-match")
     if inm and inm.strip() in (stored.etag, f'"{stored.version}"'):
         return FhirResponse(304, None, headers)
-    return FhirResponse(200, shape_resource(stored.resource, req), headers)
+    return FhirResponse(200, shape_resource(it.shape(stored.resource), req), headers)
 
 
 def vread(it: Interaction, req: FhirRequest, rtype: str, fid: str, vid: str) -> FhirResponse:
@@ -29,4 +29,4 @@ def vread(it: Interaction, req: FhirRequest, rtype: str, fid: str, vid: str) -> 
         raise Gone(f"version {version} of {rtype}/{fid} is a deletion", expression=[rtype])
     if not it.visible(stored.resource):
         raise Forbidden(f"access to {rtype}/{fid} is not permitted")
-    return FhirResponse(200, shape_resource(stored.resource, req), version_headers(stored))
+    return FhirResponse(200, shape_resource(it.shape(stored.resource), req), version_headers(stored))

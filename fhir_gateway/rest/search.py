@@ -14,6 +14,7 @@ from fhir_gateway.rest.headers import lenient
 from fhir_gateway.rest.messages import FhirRequest, FhirResponse
 from fhir_gateway.search.query_model import SearchRequest
 from fhir_gateway.storage.searching import SearchResult
+from fhir_gateway.storage.tables import resource
 
 PAGING_PARAMS = ("_count", "_offset", "_snapshot")
 IGNORED_IN_LINKS = ("_format", "_pretty", *PAGING_PARAMS)
@@ -50,16 +51,16 @@ def _links(it: Interaction, path: str, req: FhirRequest, result: SearchResult) -
 def search_type(it: Interaction, req: FhirRequest, rtype: str) -> FhirResponse:
     service = it.services.search
     request = service.parse(rtype, req.params, lenient=lenient(req))
-    result = service.execute(it.conn, request)
+    result = service.execute(it.conn, request, it.scope(resource))
     base = it.base()
     entries: list[dict[str, Any]] = []
     for stored in result.matches:
         if stored.resource is not None and it.visible(stored.resource):
             entries.append({"fullUrl": f"{base}/{stored.rtype}/{stored.fid}",
-                            "resource": _shape(stored.resource, request), "search": {"mode": "match"}})
+                            "resource": _shape(it.shape(stored.resource), request), "search": {"mode": "match"}})
     for stored in result.included:
         if stored.resource is not None and it.visible(stored.resource):
-            entries.append({"fullUrl": f"{base}/{stored.rtype}/{stored.fid}", "resource": stored.resource,
+            entries.append({"fullUrl": f"{base}/{stored.rtype}/{stored.fid}", "resource": it.shape(stored.resource),
                             "search": {"mode": "include"}})
     if request.ignored:
         entries.append({"resource": {"resourceType": "OperationOutcome", "issue": [

@@ -7,11 +7,12 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl
 
-from fhir_gateway.errors import InvalidRequest, InvalidResource, MultipleMatches
+from fhir_gateway.errors import Forbidden, InvalidRequest, InvalidResource, MultipleMatches
 from fhir_gateway.rest.context import Interaction
 from fhir_gateway.rest.headers import if_match_version, written
 from fhir_gateway.rest.messages import FhirRequest, FhirResponse
 from fhir_gateway.storage.repository import StoredResource
+from fhir_gateway.storage.tables import resource
 
 
 def resource_body(it: Interaction, req: FhirRequest, rtype: str) -> dict[str, Any]:
@@ -24,13 +25,15 @@ def resource_body(it: Interaction, req: FhirRequest, rtype: str) -> dict[str, An
     if body.get("resourceType") != rtype:
         raise InvalidRequest(f"resourceType in the body must be '{rtype}'", expression=["resourceType"])
     it.services.validator.check(body, expected_type=rtype)
+    if not it.visible(body):
+        raise Forbidden(f"writing this {rtype} is not permitted to this requester")
     return body
 
 
 def conditional_matches(it: Interaction, rtype: str, query: list[tuple[str, str]]) -> list[StoredResource]:
     if not query:
         raise InvalidRequest("a conditional interaction needs search parameters")
-    return it.services.search.find(it.conn, rtype, query, limit=2)
+    return it.services.search.find(it.conn, rtype, query, limit=2, scope=it.scope(resource))
 
 
 def create(it: Interaction, req: FhirRequest, rtype: str) -> FhirResponse:

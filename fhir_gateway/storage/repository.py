@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from fhir_gateway.errors import Conflict, VersionConflict
@@ -274,10 +274,13 @@ class Repository:
     # -- history --------------------------------------------------------------------------------
     def history(self, conn: Connection, *, rtype: str | None = None, fid: str | None = None,
                 since: int | None = None, at: tuple[int, int] | None = None, count: int = 50,
-                offset: int = 0, snapshot: int | None = None) -> tuple[list[StoredResource], int, int]:
-        """Versions newest first. Returns (page, total, snapshot) where snapshot bounds later pages."""
+                offset: int = 0, snapshot: int | None = None,
+                scope: ColumnElement[bool] | None = None) -> tuple[list[StoredResource], int, int]:
+        """Versions newest first. Returns (page, total, snapshot) where snapshot bounds later pages.
+
+        ``scope`` is the access policy's condition over ``resource_version`` rows."""
         v = resource_version
-        conds = []
+        conds = [] if scope is None else [scope]
         if rtype is not None:
             conds.append(v.c.rtype == rtype)
         if fid is not None:

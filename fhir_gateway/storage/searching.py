@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import ColumnElement, Connection, func, select
 
 from fhir_gateway.search import compile as search_compile
 from fhir_gateway.search import includes as search_includes
@@ -47,15 +47,19 @@ class SearchService:
         return parse_search(self.registry, rtype, params, lenient=lenient, max_count=self.settings.max_page_size,
                             base_url=self.settings.fhir_base)
 
-    def find(self, conn: Connection, rtype: str, params: list[tuple[str, str]], *, limit: int = 2) -> list[
-            StoredResource]:
+    def find(self, conn: Connection, rtype: str, params: list[tuple[str, str]], *, limit: int = 2,
+             scope: ColumnElement[bool] | None = None) -> list[StoredResource]:
         """Resources matching a conditional-interaction query (strict: unknown parameters are an error)."""
         request = self.parse(rtype, params)
         stmt = search_compile.match_query(self.registry, request, self.hasher).limit(limit)
+        if scope is not None:
+            stmt = stmt.where(scope)
         pks = [int(row[0]) for row in conn.execute(stmt)]
         return self.repository.load(conn, pks)
 
-    def execute(self, conn: Connection, request: SearchRequest) -> SearchResult:
+    def execute(self, conn: Connection, request: SearchRequest,
+                scope: ColumnElement[bool] | None = None) -> SearchResult:
+        """Run a search; ``scope`` (from the access policy) limits matches and totals alike."""
         count = request.count if request.count is not None else self.settings.default_page_size
         snapshot = request.snapshot
         if snapshot is None:
@@ -63,10 +67,15 @@ class SearchService:
             request = replace(request, snapshot=snapshot)
         total: int | None = None
         if request.total in ("accurate", "estimate") or request.summary == "count":
-            total = int(conn.execute(search_compile.count_query(self.registry, request, self.hasher)).scalar_one())
+            count_stmt = search_compile.count_query(self.registry, request, self.hasher)
+            if scope is not None:
+                count_stmt = count_stmt.where(scope)
+            total = int(conn.execute(count_stmt).scalar_one())
         if request.summary == "count" or count == 0:
             return SearchResult([], [], total, snapshot, request.offset, count, False)
         stmt = search_compile.match_query(self.registry, request, self.hasher)
+        if scope is not None:
+            stmt = stmt.where(scope)
         rows = conn.execute(stmt.limit(count + 1).offset(request.offset)).all()
         pks = [int(r[0]) for r in rows[:count]]
         has_more = len(rows) > count

@@ -75,6 +75,9 @@ def test_every_r4_example_round_trips(fhir: Fhir) -> None:
         resource = json.loads(path.read_text())
         if path.name in NOT_STORABLE or "id" not in resource:
             continue
+        if resource["resourceType"] == "AuditEvent":  # the audit trail is append-only, written by the server
+            assert fhir.put(f"AuditEvent/{resource['id']}", resource).status_code == 405
+            continue
         try:
             roundtrip(fhir, resource)
         except AssertionError as exc:
