@@ -47,6 +47,9 @@ class AccessPolicy(Protocol):
               fid: ColumnElement[Any]) -> ColumnElement[bool] | None:
         """A SQL condition over a resource's type, pk and id limiting what searches/history match."""
 
+    def restore_hidden(self, ctx: RequestContext, new: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+        """On update, put back the fields ``shape`` hides from this requester (so they are not lost)."""
+
 
 class AllowAll:
     def check(self, ctx: RequestContext, interaction: str, resource_type: str | None) -> None:
@@ -61,6 +64,9 @@ class AllowAll:
     def scope(self, ctx: RequestContext, rtype: ColumnElement[Any], pk: ColumnElement[Any],
               fid: ColumnElement[Any]) -> ColumnElement[bool] | None:
         return None
+
+    def restore_hidden(self, ctx: RequestContext, new: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+        return new
 
 
 class DenyTypes:
@@ -82,3 +88,6 @@ class DenyTypes:
     def scope(self, ctx: RequestContext, rtype: ColumnElement[Any], pk: ColumnElement[Any],
               fid: ColumnElement[Any]) -> ColumnElement[bool] | None:
         return rtype.not_in(sorted(self.types))
+
+    def restore_hidden(self, ctx: RequestContext, new: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+        return new

@@ -11,8 +11,9 @@ from typing import Any
 import orjson
 from flask import Flask, Response
 
-from fhir_gateway.access import AccessPolicy, AllowAll
+from fhir_gateway.access import AccessPolicy
 from fhir_gateway.audit.trail import AuditTrail
+from fhir_gateway.policy import PatientCompartment, RolePolicy, load_roles
 from fhir_gateway.rest.context import FhirServices, Validator
 from fhir_gateway.rest.http import make_blueprint, register_error_pages
 from fhir_gateway.search.extract import IndexExtractor
@@ -38,12 +39,18 @@ def build_services(settings: Settings, *, registry: SearchRegistry | None = None
     engine = make_engine(settings.database_url, echo=settings.sql_echo)
     if migrate:
         upgrade(engine)
-    writer = IndexWriter(IndexExtractor(registry), hasher)
+    extractor = IndexExtractor(registry)
+    writer = IndexWriter(extractor, hasher)
     repository = Repository(engine, writer, codec or JsonCodec())
     search = SearchService(registry, repository, hasher, settings)
     audit = AuditTrail(audit_key, repository.codec) if audit_key is not None else None
     return FhirServices(settings=settings, registry=registry, repository=repository, search=search,
-                        access=access or AllowAll(), validator=Validator(), audit=audit)
+                        access=access or default_policy(settings, extractor), validator=Validator(), audit=audit)
+
+
+def default_policy(settings: Settings, extractor: IndexExtractor) -> AccessPolicy:
+    """The role table and patient compartment; with TELEHUB_AUTH=off a request without a role has full access."""
+    return RolePolicy(load_roles(), PatientCompartment(extractor), open_without_role=settings.auth == "off")
 
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:

@@ -22,7 +22,7 @@ from fhir_gateway.rest.transaction import process_bundle
 
 SHARED_TYPES = frozenset({"Organization", "Practitioner", "Location", "PractitionerRole", "Medication",
                           "HealthcareService", "Endpoint", "Device"})
-IMPORT_CONTEXT = RequestContext(client_id="telehub-import", role="system")
+IMPORT_CONTEXT = RequestContext(client_id="telehub-import", role="integration")
 
 
 def _identifier_query(resource: dict[str, Any]) -> str | None:

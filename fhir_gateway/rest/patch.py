@@ -10,7 +10,7 @@ from typing import Any
 
 import jsonpatch
 
-from fhir_gateway.errors import InvalidRequest, MultipleMatches, UnsupportedMediaType
+from fhir_gateway.errors import Forbidden, InvalidRequest, MultipleMatches, UnsupportedMediaType
 from fhir_gateway.rest.context import Interaction
 from fhir_gateway.rest.headers import if_match_version, written
 from fhir_gateway.rest.messages import FhirRequest, FhirResponse
@@ -43,10 +43,13 @@ def patch(it: Interaction, req: FhirRequest, rtype: str, fid: str) -> FhirRespon
     current = it.current(rtype, fid)
     assert current.resource is not None
     if_match = if_match_version(req)
-    patched = apply_json_patch(current.resource, req.body)
+    visible = it.shape(current.resource)
+    patched = it.services.access.restore_hidden(it.ctx, apply_json_patch(visible, req.body), current.resource)
     if patched.get("resourceType") != rtype or patched.get("id") != fid:
         raise InvalidRequest("a patch may not change resourceType or id", status=422, code="processing")
     it.services.validator.check(patched, expected_type=rtype)
+    if not it.visible(patched):
+        raise Forbidden(f"writing this {rtype} is not permitted to this requester")
     stored, _ = it.services.repository.update(it.conn, patched, fid, if_match=if_match or current.version,
                                               method="PATCH")
     return written(req, it.base(), stored, 200, f"patched {rtype}/{fid}")

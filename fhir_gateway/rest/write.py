@@ -30,6 +30,14 @@ def resource_body(it: Interaction, req: FhirRequest, rtype: str) -> dict[str, An
     return body
 
 
+def _keep_hidden(it: Interaction, body: dict[str, Any], rtype: str, fid: str) -> dict[str, Any]:
+    """A requester who sees only some fields must not erase the others by updating."""
+    current = it.services.repository.read(it.conn, rtype, fid)
+    if current is None or current.resource is None:
+        return body
+    return it.services.access.restore_hidden(it.ctx, body, current.resource)
+
+
 def conditional_matches(it: Interaction, rtype: str, query: list[tuple[str, str]]) -> list[StoredResource]:
     if not query:
         raise InvalidRequest("a conditional interaction needs search parameters")
@@ -56,6 +64,7 @@ def update(it: Interaction, req: FhirRequest, rtype: str, fid: str) -> FhirRespo
         raise InvalidRequest("the resource in an update must carry its id", expression=[f"{rtype}.id"])
     if body["id"] != fid:
         raise InvalidRequest("the id in the body does not match the id in the URL", expression=[f"{rtype}.id"])
+    body = _keep_hidden(it, body, rtype, fid)
     stored, created = it.services.repository.update(it.conn, body, fid, if_match=if_match_version(req),
                                                     skip_unchanged=True)
     return written(req, it.base(), stored, 201 if created else 200,
@@ -76,6 +85,7 @@ def conditional_update(it: Interaction, req: FhirRequest, rtype: str) -> FhirRes
     target = matches[0]
     if "id" in body and body["id"] != target.fid:
         raise InvalidRequest("the id in the body does not match the resource found", expression=[f"{rtype}.id"])
+    body = _keep_hidden(it, body, rtype, target.fid)
     stored, _ = it.services.repository.update(it.conn, body, target.fid, if_match=if_match_version(req))
     return written(req, it.base(), stored, 200, f"updated {rtype}/{stored.fid}")
 

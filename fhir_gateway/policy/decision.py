@@ -1,0 +1,93 @@
+"""RolePolicy: the access decision for every request, from the role table and the patient compartment.
+
+One decision point (see :class:`fhir_gateway.access.AccessPolicy`): the route
+table asks ``check`` before any storage access; reads, searches, history,
+includes, ``$everything`` and each batch entry pass through ``can_see``/``scope``;
+every returned resource through ``shape``. The SMART issue's scopes plug in
+here too (they narrow ``ctx.scopes``; the role table stays the ceiling).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_
+
+from fhir_gateway.access import RequestContext
+from fhir_gateway.definitions import resource_types
+from fhir_gateway.errors import Forbidden, Unauthorized
+from fhir_gateway.policy.compartment import PatientCompartment
+from fhir_gateway.policy.table import Role
+
+ALWAYS_KEPT = ("resourceType", "id", "meta", "implicitRules", "language")
+
+
+class RolePolicy:
+    def __init__(self, roles: dict[str, Role], compartment: PatientCompartment, *,
+                 open_without_role: bool = False) -> None:
+        """``open_without_role``: a request with no role gets full access (only for TELEHUB_AUTH=off)."""
+        self.roles = roles
+        self.compartment = compartment
+        self.open_without_role = open_without_role
+
+    def _role(self, ctx: RequestContext) -> Role | None:
+        if ctx.role is None:
+            if self.open_without_role:
+                return None
+            raise Unauthorized("authentication required")
+        role = self.roles.get(ctx.role)
+        if role is None:
+            raise Forbidden("this role has no access")
+        if role.compartment and not ctx.patient:
+            raise Forbidden("a patient role needs a patient context")
+        return role
+
+    def check(self, ctx: RequestContext, interaction: str, resource_type: str | None) -> None:
+        role = self._role(ctx)
+        if role is not None and not role.may(interaction, resource_type):
+            what = resource_type or "the system level"
+            raise Forbidden(f"role {role.name} may not {interaction} on {what}")
+
+    def can_see(self, ctx: RequestContext, resource: dict[str, Any]) -> bool:
+        role = self._role(ctx)
+        if role is None:
+            return True
+        rtype = resource.get("resourceType")
+        if rtype not in role.read and rtype not in role.write:
+            return False
+        if role.compartment and ctx.patient:
+            return self.compartment.contains(resource, ctx.patient)
+        return True
+
+    def shape(self, ctx: RequestContext, resource: dict[str, Any]) -> dict[str, Any]:
+        role = self._role(ctx)
+        if role is None:
+            return resource
+        allowed = role.fields.get(str(resource.get("resourceType")))
+        if allowed is None:
+            return resource
+        return {k: v for k, v in resource.items()
+                if k in ALWAYS_KEPT or k in allowed or (k.startswith("_") and k[1:] in allowed)}
+
+    def restore_hidden(self, ctx: RequestContext, new: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+        """On update by a role that cannot see every field, keep the fields it could not see."""
+        role = self._role(ctx)
+        allowed = role.fields.get(str(new.get("resourceType"))) if role is not None else None
+        if allowed is None:
+            return new
+        hidden = {k: v for k, v in current.items() if k not in ALWAYS_KEPT and k not in allowed
+                  and not (k.startswith("_") and k[1:] in allowed)}
+        visible = {k: v for k, v in new.items() if k in ALWAYS_KEPT or k in allowed
+                   or (k.startswith("_") and k[1:] in allowed)}
+        return {**visible, **hidden}
+
+    def scope(self, ctx: RequestContext, rtype: ColumnElement[Any], pk: ColumnElement[Any],
+              fid: ColumnElement[Any]) -> ColumnElement[bool] | None:
+        role = self._role(ctx)
+        if role is None:
+            return None
+        conditions: list[ColumnElement[bool]] = []
+        if len(role.read) < len(resource_types()):  # not every type: restrict to the readable ones
+            conditions.append(rtype.in_(sorted(role.read)))
+        if role.compartment and ctx.patient:
+            conditions.append(self.compartment.scope(ctx.patient, rtype, pk, fid))
+        return and_(*conditions) if conditions else None
