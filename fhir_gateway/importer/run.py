@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from fhir_gateway.audit.events import AuditInput, patients_in
 from fhir_gateway.importer.loader import IMPORT_CONTEXT, Loader, describe
 from fhir_gateway.importer.sources import Record, expand, read_records
 from fhir_gateway.importer.state import ResumeState
@@ -65,7 +66,14 @@ class Importer:
         repo = self.services.repository
         with repo.transaction(write=True) as conn:
             it = Interaction(self.services, conn, IMPORT_CONTEXT)
-            return self.loader.load_many(it, [r.value for r in batch])
+            loaded = self.loader.load_many(it, [r.value for r in batch])
+            if self.services.audit is not None:
+                patients: set[str] = set()
+                patients_in([r.value for r in batch], patients)
+                self.services.audit.append(conn, AuditInput(
+                    "import", 200, IMPORT_CONTEXT, patients=patients,
+                    description=f"import of {loaded} resources from {len(batch)} records"))
+            return loaded
 
     def _fail(self, record: Record, message: str) -> None:
         self.report.failed.append(f"{record.where}: {message}")

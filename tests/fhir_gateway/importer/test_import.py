@@ -159,3 +159,20 @@ def test_cli_import_command(sqlite_url: str, shared_data: Path, tmp_path: Path,
     assert result.exit_code == 0, result.output
     assert "imported 14 resources" in result.output
     assert (tmp_path / "var/import-state").is_dir()
+
+
+def test_import_is_audited_with_the_patients_it_touched(sqlite_url: str, shared_data: Path, tmp_path: Path) -> None:
+    import os
+
+    settings = make_settings(sqlite_url)
+    services = build_services(settings, audit_key=os.urandom(32))
+    run_import(settings, [shared_data / "synthea/small/ndjson/Patient.ndjson"], progress=False, services=services,
+               state_dir=tmp_path / "s")
+    assert services.audit is not None
+    with services.repository.transaction() as conn:
+        events = list(services.audit.entries(conn))
+        assert services.audit.verify(conn).ok
+    assert len(events) == 1 and events[0]["action"] == "C"
+    patients = {e["what"]["reference"] for e in events[0]["entity"] if e["role"]["code"] == "1"}
+    assert len(patients) == 10
+    services.repository.engine.dispose()
