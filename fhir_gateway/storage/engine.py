@@ -6,6 +6,10 @@ half-way through a transaction.
 """
 from __future__ import annotations
 
+import fcntl
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -62,3 +66,42 @@ def _configure_sqlite(engine: Engine, *, wal: bool) -> None:
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+class WriterLock:
+    """Queues SQLite writers fairly: a thread lock within the process and ``flock`` across processes.
+
+    Without it, writers that find the database locked poll with SQLite's busy handler, whose
+    sleeps grow to 100 ms, which is what a p99 of seconds under write load came from.
+    A blocked ``flock`` wakes as soon as the holder releases it.
+    """
+
+    def __init__(self, database: str | None) -> None:
+        self._thread_lock = threading.Lock()
+        self._path = Path(database + ".writer.lock") if database and database != ":memory:" else None
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        with self._thread_lock:
+            if self._path is None:
+                yield
+                return
+            with open(self._path, "a") as fh:
+                fcntl.flock(fh, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+class NoLock:
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        yield
+
+
+def writer_lock(engine: Engine) -> WriterLock | NoLock:
+    """The lock write transactions take before BEGIN (SQLite only; PostgreSQL locks rows itself)."""
+    if not is_sqlite(engine):
+        return NoLock()
+    return WriterLock(engine.url.database)

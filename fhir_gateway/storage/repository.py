@@ -24,6 +24,7 @@ from fhir_gateway.errors import Conflict, VersionConflict
 from fhir_gateway.search.index_rows import IndexRows
 from fhir_gateway.search.values import micros_to_instant
 from fhir_gateway.storage.codec import BodyCodec, JsonCodec, associated_data
+from fhir_gateway.storage.engine import writer_lock
 from fhir_gateway.storage.index_writer import IndexWriter
 from fhir_gateway.storage.tables import resource, resource_version
 
@@ -99,13 +100,20 @@ class Repository:
         self.codec: BodyCodec = codec or JsonCodec()
         self.clock = clock or Clock()
         self._lock_rows = engine.dialect.name == "postgresql"
+        self._writer = writer_lock(engine)
 
     # -- transactions -------------------------------------------------------------------------
     @contextmanager
     def transaction(self, *, write: bool = False) -> Iterator[Connection]:
         """One database transaction; ``write=True`` takes SQLite's write lock up front."""
+        if write:
+            with self._writer.held(), self.engine.connect() as conn:
+                conn.info["telehub_write"] = True
+                with conn.begin():
+                    yield conn
+            return
         with self.engine.connect() as conn:
-            conn.info["telehub_write"] = write
+            conn.info["telehub_write"] = False
             with conn.begin():
                 yield conn
 
