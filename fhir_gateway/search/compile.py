@@ -14,18 +14,34 @@ on both SQLite and PostgreSQL::
 Chains join through ``idx_reference`` (``target_type``, ``target_id``) to the
 referenced resource's own criteria; ``_has`` does the reverse. No LIMIT/OFFSET:
 the repository pages (``request.offset``); ``request.snapshot`` is applied here.
+
+Blind indexes: with a :class:`~.hashing.BlindIndexer` hasher, a criterion on a
+parameter its policy blinds is matched on digests (see :mod:`.hashing`): equality
+instead of ``LIKE``, and a blinded date is looked up in ``idx_token``. When a
+search spans types that store a parameter differently (``_type=Patient,Organization&name=…``,
+one blinded, one not), each group of types gets its own predicate, OR-ed. Features a
+digest cannot answer (``:contains``, ``:text``, date ranges, ``_sort``) raise
+:class:`~fhir_gateway.errors.InvalidSearch` (400).
 """
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, false, func, literal, or_, select, true
+from sqlalchemy import Select, Table, and_, exists, false, func, literal, or_, select, true
 from sqlalchemy.sql.expression import FromClause
 
-from fhir_gateway.search.hashing import IndexHasher, PlainIndexHasher
+from fhir_gateway.search.hashing import (
+    BlindIndexer,
+    BlindMode,
+    DigestKind,
+    IndexHasher,
+    PlainIndexHasher,
+    blind_indexer,
+)
 from fhir_gateway.search.query_model import (
+    RESOURCE_COLUMN_PARAMS,
     AnyCriterion,
     ChainCriterion,
     CompositeValue,
@@ -36,6 +52,7 @@ from fhir_gateway.search.query_model import (
     QuantityValue,
     ReferenceValue,
     SearchRequest,
+    SortKey,
     StringValue,
     TextValue,
     TokenValue,
@@ -44,6 +61,9 @@ from fhir_gateway.search.query_model import (
 )
 from fhir_gateway.search.query_predicates import (
     Predicate,
+    blind_date_predicate,
+    blind_string_predicate,
+    blinded,
     date_predicate,
     number_predicate,
     quantity_predicate,
@@ -66,6 +86,7 @@ def match_query(registry: SearchRegistry, request: SearchRequest, hasher: IndexH
     No LIMIT: the repository adds ``LIMIT count OFFSET request.offset``.
     """
     compiler = _Compiler(registry, hasher or PlainIndexHasher())
+    compiler.check_sort(request.sort, request.types)
     return (select(resource.c.pk).where(*compiler.where(request, resource))
             .order_by(*sort_clauses(request.sort, resource), resource.c.pk))
 
@@ -84,10 +105,42 @@ def _scope(t: FromClause, types: tuple[str, ...]) -> Predicate:
     return true()
 
 
+def _row_param(crit: Criterion) -> str:
+    """The ``param`` column value of the criterion's index rows (``subject:identifier`` for ``:identifier``)."""
+    return f"{crit.param.code}:identifier" if crit.modifier == "identifier" else crit.param.code
+
+
+def _table(crit: Criterion, blind: bool) -> Table:
+    """The index table holding the criterion's rows: blinded dates and reference identifiers live in ``idx_token``."""
+    if crit.modifier == "identifier" or (blind and crit.param.type == "date"):
+        return idx_token
+    return INDEX_TABLES[crit.param.type]
+
+
 @dataclass(frozen=True)
 class _Compiler:
     registry: SearchRegistry
     hasher: IndexHasher
+    blind: BlindIndexer | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "blind", blind_indexer(self.hasher))
+
+    def check_sort(self, keys: list[SortKey], types: tuple[str, ...]) -> None:
+        """``_sort`` on a blinded parameter would order by digests: refuse it."""
+        if self.blind is None:
+            return
+        for key in keys:
+            if key.code not in RESOURCE_COLUMN_PARAMS and self._modes(types, key.code).keys() - {None}:
+                raise blinded("_sort", key.code, "sorting on it is not available")
+
+    def _modes(self, types: tuple[str, ...], row_param: str) -> dict[BlindMode | None, tuple[str, ...]]:
+        """The searched types (``()``: all) grouped by how they store ``row_param``: plaintext, blinded, omitted."""
+        assert self.blind is not None
+        groups: dict[BlindMode | None, list[str]] = {}
+        for rtype in types or sorted(self.registry.resource_types):
+            groups.setdefault(self.blind.mode(rtype, row_param), []).append(rtype)
+        return {mode: tuple(g) for mode, g in groups.items()}
 
     def where(self, request: SearchRequest, res: FromClause) -> list[Predicate]:
         conds: list[Predicate] = [res.c.deleted == false(), _scope(res, request.types)]
@@ -114,27 +167,37 @@ class _Compiler:
         if code == "_lastUpdated":
             col = res.c.last_updated
             return or_(*(date_predicate(col, col, v) for v in crit.values if isinstance(v, DateValue)))
+        if self.blind is None or crit.param.type == "composite":
+            return self._indexed(crit, res, False)
+        groups = self._modes(crit.resource_types, _row_param(crit))
+        if "omit" in groups:
+            raise blinded(crit.name, crit.param.code, "it is not indexed, so it cannot be searched")
+        if len(groups) == 1:
+            return self._indexed(crit, res, "blind" in groups)
+        return or_(*(and_(res.c.rtype.in_(types), self._indexed(replace(crit, resource_types=types), res,
+                                                                   mode == "blind"))
+                     for mode, types in groups.items()))
+
+    def _indexed(self, crit: Criterion, res: FromClause, blind: bool) -> Predicate:
+        """A criterion on an index table; ``blind``: every type searched stores the parameter as digests."""
         if crit.missing is not None:
-            return self._presence(crit, res, not crit.missing)
+            return self._presence(crit, res, not crit.missing, blind)
         if crit.param.type == "composite":
             return self._composite(crit, res)
-        if crit.modifier == "identifier":
-            table, row_param = idx_token, f"{code}:identifier"
-        else:
-            table, row_param = INDEX_TABLES[crit.param.type], code
-        t = table.alias()
+        row_param = _row_param(crit)
+        t = _table(crit, blind).alias()
         base = [_scope(t, crit.resource_types), t.c.param == row_param]
-        pred = or_(*(self._value(t, crit.modifier, row_param, v, crit) for v in crit.values))
+        pred = or_(*(self._value(t, crit.modifier, row_param, v, crit, blind) for v in crit.values))
         if crit.modifier == "not":
             return ~exists(select(literal(1)).select_from(t).where(t.c.resource_pk == res.c.pk, *base, pred))
         return res.c.pk.in_(select(t.c.resource_pk).where(*base, pred))
 
-    def _presence(self, crit: Criterion, res: FromClause, present: bool) -> Predicate:
+    def _presence(self, crit: Criterion, res: FromClause, present: bool, blind: bool = False) -> Predicate:
         """``:missing=false`` (some value indexed) / ``:missing=true`` (none)."""
         if crit.param.type == "composite":
             table, row_param = INDEX_TABLES[crit.param.components[0].param.type], f"{crit.param.code}$0"
         else:
-            table, row_param = INDEX_TABLES[crit.param.type], crit.param.code
+            table, row_param = _table(crit, blind), crit.param.code
         t = table.alias()
         base = [_scope(t, crit.resource_types), t.c.param == row_param]
         if present:
@@ -153,14 +216,16 @@ class _Compiler:
             for k, (a, part) in enumerate(zip(aliases, value.parts, strict=True)):
                 row_param = f"{crit.param.code}${k}"
                 conds += [_scope(a, crit.resource_types), a.c.param == row_param,
-                          self._value(a, None, row_param, part, crit)]
+                          self._value(a, None, row_param, part, crit, False)]
                 if k:
                     conds += [a.c.resource_pk == first.c.resource_pk, a.c.grp == first.c.grp]
             branches.append(res.c.pk.in_(select(first.c.resource_pk).where(*conds)))
         return or_(*branches)
 
     def _value(self, t: FromClause, modifier: str | None, row_param: str, value: Value, crit: Criterion,
-               ) -> Predicate:
+               blind: bool) -> Predicate:
+        if blind:
+            return self._blind_value(t, modifier, row_param, value, crit)
         protect = self._protector(t, crit.resource_types, row_param)
         if isinstance(value, TokenValue):
             return token_predicate(t, value, protect)
@@ -180,6 +245,41 @@ class _Compiler:
             return uri_predicate(t, value, modifier)
         raise AssertionError(type(value))  # pragma: no cover
 
+    def _blind_value(self, t: FromClause, modifier: str | None, row_param: str, value: Value, crit: Criterion,
+                     ) -> Predicate:
+        """A value of a blinded parameter: equality on the digest of the right kind."""
+
+        def digests(kind: DigestKind) -> Callable[[str, Callable[[str], Predicate]], Predicate]:
+            return self._digester(t, crit.resource_types, row_param, kind)
+
+        if isinstance(value, TokenValue):
+            return token_predicate(t, value, digests("token"))
+        if isinstance(value, TextValue):
+            raise blinded(crit.name, crit.param.code, ":text is not available, only exact codes")
+        if isinstance(value, StringValue):
+            return blind_string_predicate(t, value, modifier, digests("prefix"), digests("exact"), crit.name,
+                                          crit.param.code)
+        if isinstance(value, DateValue):
+            return blind_date_predicate(t, value, digests("date"), crit.name, crit.param.code)
+        raise AssertionError(type(value))  # pragma: no cover - the policy only blinds token, string and date
+
+    def _digester(self, t: FromClause, types: tuple[str, ...], row_param: str, kind: DigestKind,
+                  ) -> Callable[[str, Callable[[str], Predicate]], Predicate]:
+        """Like :meth:`_protector`, with the blind indexer's digest of ``kind`` (keyed per resource type)."""
+        blind = self.blind
+        assert blind is not None
+        scope = types or tuple(sorted(self.registry.resource_types))
+
+        def protect(raw: str, build: Callable[[str], Predicate]) -> Predicate:
+            groups: dict[str, list[str]] = {}
+            for rtype in scope:
+                groups.setdefault(blind.digest(rtype, row_param, kind, raw), []).append(rtype)
+            if len(groups) == 1:
+                return build(next(iter(groups)))
+            return or_(*(and_(t.c.rtype.in_(g), build(stored)) for stored, g in groups.items()))
+
+        return protect
+
     def _protector(self, t: FromClause, types: tuple[str, ...], row_param: str,
                    ) -> Callable[[str, Callable[[str], Predicate]], Predicate]:
         """Build predicates on the stored (possibly blind-indexed) form of a value.
@@ -188,7 +288,7 @@ class _Compiler:
         store the value differently, each form is matched only within its types.
         """
         hasher = self.hasher
-        if isinstance(hasher, PlainIndexHasher):
+        if isinstance(hasher, PlainIndexHasher) or self.blind is not None:  # a blind indexer: not blinded here
             return lambda raw, build: build(raw)
         scope = types or tuple(sorted(self.registry.resource_types))
 

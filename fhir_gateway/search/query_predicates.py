@@ -21,6 +21,13 @@ Semantics, https://hl7.org/fhir/R4/search.html:
 
 Where a value may be blind-indexed the predicate is built through a ``protect``
 callback (see :mod:`.hashing`), which hands the builder the stored form.
+
+Blinded parameters (a :class:`~.hashing.BlindIndexer` policy: :func:`blind_string_predicate`
+and :func:`blind_date_predicate`; a token is :func:`token_predicate` with a digesting
+``protect``) are matched by equality on digests only: token codes; string prefixes
+(``value``) and ``:exact`` (``exact``); dates as ``eq`` on a year, month or day
+(``code`` of ``idx_token``). What a digest cannot answer — ``:contains``, ``:text``,
+range prefixes, times — is refused with a 400 naming the parameter, never the value.
 """
 from __future__ import annotations
 
@@ -30,6 +37,8 @@ from collections.abc import Callable
 from sqlalchemy import ColumnElement, and_, false, func, or_
 from sqlalchemy.sql.expression import FromClause
 
+from fhir_gateway.errors import InvalidSearch
+from fhir_gateway.search.hashing import STRING_VALUE_MAX, calendar_key
 from fhir_gateway.search.query_model import (
     DateValue,
     NumberValue,
@@ -84,6 +93,34 @@ def string_predicate(t: FromClause, value: StringValue, modifier: str | None, pr
         return StartsWith(t.c.value, stored[:width] if width else stored)
 
     return protect(value.value, build)
+
+
+def blinded(label: str, code: str, what: str) -> InvalidSearch:
+    """The 400 for a search feature the blind index of parameter ``code`` cannot answer (never names the value)."""
+    return unsupported(label, f"'{code}' holds identifying data and is stored as a blind index (keyed hash); "
+                              f"{what}")
+
+
+def blind_string_predicate(t: FromClause, value: StringValue, modifier: str | None, protect: Protect,
+                           protect_exact: Protect, label: str, code: str) -> Predicate:
+    """A string on a blinded parameter: one digest row per normalised prefix makes startsWith an equality."""
+    if modifier == "contains":
+        raise blinded(label, code, ":contains is not available, only prefix and :exact search")
+    if modifier == "exact":
+        return protect_exact(value.exact, lambda exact: t.c.exact == exact)
+    return protect(value.value[:STRING_VALUE_MAX], lambda stored: t.c.value == stored)
+
+
+def blind_date_predicate(t: FromClause, value: DateValue, protect: Protect, label: str, code: str) -> Predicate:
+    """A date on a blinded parameter: ``eq`` on a whole year, month or day, matched on ``idx_token.code``."""
+    if value.prefix != "eq":
+        raise blinded(label, code, f"the '{value.prefix}' prefix is not available, only a year (1974), "
+                             "year-month (1974-12) or date (1974-12-25) without a prefix")
+    key = calendar_key(value.low, value.high)
+    if key is None:
+        raise blinded(label, code, "only a year (1974), year-month (1974-12) or date (1974-12-25) can be searched, "
+                             "not a time")
+    return protect(key, lambda stored: t.c.code == stored)
 
 
 def date_predicate(low: ColumnElement[int], high: ColumnElement[int], value: DateValue) -> Predicate:

@@ -1,8 +1,13 @@
 """Writes a resource's index rows to the ``idx_*`` tables, through the index-value hasher seam.
 
-Identifying values (token codes, normalised strings) pass through
-``IndexHasher.protect`` so the security issue can store blind indexes (keyed
-HMACs) instead of plaintext; the query compiler applies the same hasher.
+With a plain ``IndexHasher`` (the identity, or a ``protect``-only hasher) token
+codes and string values/exact forms pass through ``protect`` as they are. With a
+:class:`~fhir_gateway.search.hashing.BlindIndexer` the rows of every blinded
+parameter are rewritten before they are written (see :mod:`fhir_gateway.search.hashing`):
+token codes become digests and lose their ``text``; a string becomes one digest row
+per normalised prefix, the full one carrying the digest of the exact form; a date
+becomes token rows holding digests of the year, month and day it lies in. Nothing of
+a blinded value reaches a table in plaintext. The query compiler applies the same hasher.
 """
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, delete, insert
 
+from fhir_gateway.search.hashing import BlindIndexer, blind_indexer, calendar_keys
 from fhir_gateway.search.index_rows import (
     DateRow,
     IndexRows,
@@ -43,7 +49,8 @@ class IndexWriter:
     def __init__(self, extractor: Extractor, hasher: Hasher) -> None:
         self.extractor = extractor
         self.hasher = hasher
-        self._protectors: dict[str, Callable[[str, dict[str, Any]], None]] = {
+        self.blind: BlindIndexer | None = blind_indexer(hasher)
+        self._protectors: dict[str, Callable[[str, dict[str, Any]], None]] = {} if self.blind else {
             "token": self._protect_token,
             "string": self._protect_string,
         }
@@ -60,6 +67,8 @@ class IndexWriter:
                  out: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, list[dict[str, Any]]]:
         """Table rows (dicts) for one resource's index rows, appended to ``out`` if given."""
         out = {} if out is None else out
+        if self.blind is not None:
+            rows = blind_rows(self.blind, rtype, rows)
         for kind, names in _ROW_FIELDS.items():
             items = getattr(rows, kind)
             if not items:
@@ -96,3 +105,49 @@ class IndexWriter:
             return
         for table in INDEX_TABLES.values():
             conn.execute(delete(table).where(table.c.resource_pk.in_(list(pks))))
+
+
+def blind_rows(blind: BlindIndexer, rtype: str, rows: IndexRows) -> IndexRows:
+    """``rows`` with every value of a parameter ``blind`` blinds replaced by digests (and omitted ones dropped).
+
+    Rows of parameters that are not blinded keep their values; a resource with no
+    blinded row (most clinical resources) is returned as it is, without copying.
+    """
+    mode = blind.mode
+    if not any(mode(rtype, r.param) for kind in (rows.token, rows.string, rows.date) for r in kind):
+        return rows
+    digest = blind.digest
+    token: dict[tuple[str, str | None, str | None, str | None, int | None], None] = {}
+    for t in rows.token:
+        m = mode(rtype, t.param)
+        if m is None:
+            token[(t.param, t.system, t.code, t.text, t.grp)] = None
+        elif m == "blind":
+            code = digest(rtype, t.param, "token", t.code) if t.code is not None else None
+            token[(t.param, t.system, code, None, t.grp)] = None
+    string: dict[tuple[str, str, str, int | None], None] = {}
+    for s in rows.string:
+        m = mode(rtype, s.param)
+        if m is None:
+            string[(s.param, s.value, s.exact, s.grp)] = None
+        elif m == "blind":
+            prefixes = blind.prefix_digests(rtype, s.param, s.value)
+            if not prefixes:
+                continue
+            for prefix in prefixes[:-1]:
+                string[(s.param, prefix, "", s.grp)] = None
+            string[(s.param, prefixes[-1], digest(rtype, s.param, "exact", s.exact), s.grp)] = None
+    date: list[DateRow] = []
+    for d in rows.date:
+        m = mode(rtype, d.param)
+        if m is None:
+            date.append(d)
+        elif m == "blind":
+            keys = calendar_keys(d.low, d.high)
+            for key in keys:
+                token[(d.param, None, digest(rtype, d.param, "date", key), None, d.grp)] = None
+            if not keys:  # in no single year: not searchable by value, but present for :missing
+                token[(d.param, None, None, None, d.grp)] = None
+    return IndexRows(
+        token=[TokenRow(*k) for k in token], string=[StringRow(*k) for k in string], date=date,
+        reference=rows.reference, quantity=rows.quantity, number=rows.number, uri=rows.uri)
