@@ -62,6 +62,13 @@ def _setting(settings: Any, name: str, default: Any) -> Any:
     return default if value is None else value
 
 
+def _flag(value: Any) -> bool:
+    """A boolean setting that may arrive as text from the environment (``"false"`` is False)."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
 def _sources(value: Any, name: str) -> str:
     """A CSP source list from a setting; anything that could break out of the directive is refused."""
     text = " ".join(value) if isinstance(value, list | tuple) else str(value or "")
@@ -128,7 +135,7 @@ def csp_nonce() -> str:
 def session_cookie_config(settings: Any) -> dict[str, Any]:
     """Flask config for the session cookie and the idle timeout."""
     prod = str(_setting(settings, "env", "dev")) == "prod"
-    secure = bool(_setting(settings, "session_cookie_secure", True))
+    secure = _flag(_setting(settings, "session_cookie_secure", True))
     if prod and not secure:
         raise ValueError("session_cookie_secure=False is refused when env=prod")
     samesite = str(_setting(settings, "session_cookie_samesite", "Lax")).capitalize()
@@ -162,7 +169,10 @@ def _no_store(path: str, response: Response, has_session: bool) -> bool:
 
 
 def init_app(app: Flask, settings: Any) -> None:
-    """Apply the session configuration and register the header and idle-logoff hooks."""
+    """Apply the session configuration and register the header and idle-logoff hooks (once per app)."""
+    if app.extensions.get("telehub.security_headers"):
+        return
+    app.extensions["telehub.security_headers"] = True
     app.config.update(session_cookie_config(settings))
     idle_seconds = app.permanent_session_lifetime.total_seconds()
     prod = str(_setting(settings, "env", "dev")) == "prod"
@@ -180,17 +190,19 @@ def init_app(app: Flask, settings: Any) -> None:
     def _idle_logoff() -> None:
         if app.config["SESSION_COOKIE_NAME"] not in request.cookies:
             return  # API clients without a session: never create one (no Set-Cookie on FHIR responses)
-        if not session:  # the signed cookie was older than the lifetime (or invalid): Flask dropped it
-            g.session_expired = True
-            return
-        now = time.time()
         last = session.get(LAST_SEEN_KEY)
-        if isinstance(last, int | float) and now - last > idle_seconds:
+        if not session or (isinstance(last, int | float) and time.time() - last > idle_seconds):
+            # the signed cookie outlived the lifetime (Flask dropped it) or the idle stamp is too old
             session.clear()
+            session.modified = True  # so Flask deletes the stale cookie
             g.session_expired = True
-            return
-        session.permanent = True
-        session[LAST_SEEN_KEY] = int(now)
+
+    @app.after_request
+    def _stamp_activity(response: Response) -> Response:
+        if session:  # a signed-in user: the cookie gets a fresh 15-minute lifetime on every request
+            session.permanent = True
+            session[LAST_SEEN_KEY] = int(time.time())
+        return response
 
     @app.after_request
     def _headers(response: Response) -> Response:
@@ -210,7 +222,8 @@ def init_app(app: Flask, settings: Any) -> None:
             headers.pop("X-Frame-Options", None)
         if prod:
             headers["Strict-Transport-Security"] = hsts
-        if _no_store(request.path, response, app.config["SESSION_COOKIE_NAME"] in request.cookies):
+        has_session = app.config["SESSION_COOKIE_NAME"] in request.cookies or bool(session)
+        if _no_store(request.path, response, has_session):
             headers["Cache-Control"] = "no-store"
             headers["Pragma"] = "no-cache"
         return response
