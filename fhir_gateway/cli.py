@@ -21,9 +21,13 @@ def main(verbose: bool) -> None:
 
 def _settings() -> Settings:
     try:
-        return load_settings()
+        settings = load_settings()
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
+    from fhir_gateway.observability import configure_logging
+
+    configure_logging(settings)
+    return settings
 
 
 @main.command()
@@ -33,9 +37,20 @@ def _settings() -> Settings:
               help="Worker processes.")
 @click.option("--threads", default=4, show_default=True, type=int, help="Blocking threads per worker.")
 @click.option("--dev", is_flag=True, help="Flask's debug server (single process, auto-reload).")
-def serve(host: str, port: int, workers: int, threads: int, dev: bool) -> None:
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), envvar="TELEHUB_TLS_CERT",
+              help="PEM certificate chain: serve HTTPS (TLS 1.2+ only, see infra/tls).")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), envvar="TELEHUB_TLS_KEY",
+              help="PKCS#8 PEM private key.")
+@click.option("--tls-min-version", type=click.Choice(["tls1.2", "tls1.3"]), default="tls1.2", show_default=True)
+def serve(host: str, port: int, workers: int, threads: int, dev: bool, tls_cert: str | None = None,
+          tls_key: str | None = None, tls_min_version: str = "tls1.2") -> None:
     """Serve the FHIR API (granian, a production WSGI server; see bench/RESULTS.md for why)."""
+    if bool(tls_cert) != bool(tls_key):
+        raise click.UsageError("--tls-cert and --tls-key go together")
     settings = _settings()
+    if settings.env == "prod" and not tls_cert and host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo("warning: serving plain HTTP on a non-loopback address in production; terminate TLS "
+                   "in front of it (infra/tls) or pass --tls-cert/--tls-key", err=True)
     from fhir_gateway.storage.engine import make_engine
     from fhir_gateway.storage.migrate import upgrade
 
@@ -43,11 +58,24 @@ def serve(host: str, port: int, workers: int, threads: int, dev: bool) -> None:
     if dev:
         from fhir_gateway.app import create_app
 
-        create_app(settings).run(host=host, port=port, debug=True, use_reloader=False, threaded=True)
+        ssl_context = None
+        if tls_cert and tls_key:
+            import ssl
+
+            ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ssl_context.minimum_version = ssl.TLSVersion.TLSv1_2
+            ssl_context.set_ciphers("ECDHE+AESGCM:ECDHE+CHACHA20")
+            ssl_context.load_cert_chain(tls_cert, tls_key)
+        create_app(settings).run(host=host, port=port, debug=True, use_reloader=False, threaded=True,
+                                 ssl_context=ssl_context)
         return
+    # never granian's access log: it prints raw paths and query strings (PHI)
     argv = ["granian", "--interface", "wsgi", "--factory", "--host", host, "--port", str(port),
             "--workers", str(workers), "--blocking-threads", str(threads), "--no-ws",
-            "--log-level", "warning", "fhir_gateway.wsgi:create"]
+            "--log-level", "warning"]
+    if tls_cert and tls_key:
+        argv += ["--ssl-certificate", tls_cert, "--ssl-keyfile", tls_key, "--ssl-protocol-min", tls_min_version]
+    argv.append("fhir_gateway.wsgi:create")
     os.execvp(sys.executable, [sys.executable, "-m", *argv])
 
 
@@ -101,7 +129,22 @@ def demo(host: str, port: int) -> None:
         click.echo(f"seeded {seeded} demo resources")
     click.echo(f"Telehub FHIR API on http://{host}:{port}/fhir  (metadata: /fhir/metadata)")
     ctx = click.get_current_context()
-    ctx.invoke(serve, host=host, port=port, workers=1, threads=2, dev=False)
+    ctx.invoke(serve, host=host, port=port, workers=1, threads=2, dev=False, tls_cert=None, tls_key=None,
+               tls_min_version="tls1.2")
+
+
+def _register_command_groups() -> None:
+    """Operator command groups that live beside the code they operate."""
+    from fhir_gateway.audit.commands import audit
+    from fhir_gateway.auth.commands import clients, users
+    from fhir_gateway.auth.token_command import token
+    from fhir_gateway.crypto.commands import keys
+
+    for group in (keys, audit, clients, users, token):
+        main.add_command(group)
+
+
+_register_command_groups()
 
 
 if __name__ == "__main__":

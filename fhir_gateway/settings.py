@@ -29,6 +29,18 @@ class Settings:
     default_page_size: int = 50
     max_page_size: int = 1000
     sql_echo: bool = False
+    # HIPAA safeguards (issue 3): all on by default; production refuses to turn any off
+    log_level: str | None = None
+    frame_ancestors: str = "'self'"  # e.g. "'self' https://*.epic.com" for EHR-embedded pages
+    session_idle_minutes: int = 15
+    session_cookie_samesite: str = "Lax"  # "None" for sessions inside EHR iframes (adds Partitioned)
+    baa_signed: str = ""  # comma-separated outside adapters with a signed BAA, e.g. "daily,aws-ses"
+    csp_connect_src: str = ""
+    csp_frame_src: str = ""
+    csp_media_src: str = ""
+    encryption: bool = True
+    blind_indexes: bool = True
+    audit: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> Settings:
@@ -37,6 +49,8 @@ class Settings:
             raise SettingsError(f"TELEHUB_ENV must be dev, prod or test, not {self.env!r}")
         if self.env == "prod" and self.auth == "off":
             raise SettingsError("TELEHUB_AUTH=off is refused when TELEHUB_ENV=prod")
+        if self.env == "prod" and not (self.encryption and self.blind_indexes and self.audit):
+            raise SettingsError("encryption, blind indexes and audit cannot be turned off when TELEHUB_ENV=prod")
         if self.max_body_bytes < 1024:
             raise SettingsError("TELEHUB_MAX_BODY_BYTES must be at least 1024")
         return self

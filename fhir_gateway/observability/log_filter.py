@@ -356,7 +356,9 @@ def scrub_record(record: logging.LogRecord, policy: ScrubPolicy | None = None) -
         record.exc_info = record.exc_text = record.stack_info = None
         setattr(record, SCRUBBED_ATTR, True)
         return record
-    if getattr(record, SCRUBBED_ATTR, False):
+    # Skip only if this very message was scrubbed: logging.makeLogRecord runs the record factory
+    # before it fills in msg/args, so a plain "already scrubbed" flag would let those through raw.
+    if getattr(record, SCRUBBED_ATTR, None) is record.msg and not record.args:
         return record
     policy = policy or POLICY
     try:
@@ -372,7 +374,7 @@ def scrub_record(record: logging.LogRecord, policy: ScrubPolicy | None = None) -
         record.exc_text = scrub_text(record.exc_text, bodies=False)
     if record.stack_info:
         record.stack_info = scrub_text(record.stack_info, bodies=False)
-    setattr(record, SCRUBBED_ATTR, True)
+    setattr(record, SCRUBBED_ATTR, record.msg)
     return record
 
 

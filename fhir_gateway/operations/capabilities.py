@@ -111,8 +111,20 @@ def capability_statement(base: str, registry: SearchRegistry,
     return statement
 
 
+def smart_security(base: str) -> dict[str, Any]:
+    """``rest.security`` with the SMART ``oauth-uris`` extension (the Python fhirclient discovers through it)."""
+    uris = [{"url": name, "valueUri": f"{base}/auth/{name}"} for name in ("authorize", "token", "introspect", "revoke")]
+    return {
+        "cors": True,
+        "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                                 "code": "SMART-on-FHIR"}], "text": "OAuth2 using SMART-on-FHIR profile"}],
+        "extension": [{"url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                       "extension": uris}],
+    }
+
+
 def capabilities(it: Interaction, req: FhirRequest, rtype: str | None, fid: str | None) -> FhirResponse:
-    statement = capability_statement(it.base(), it.services.registry)
+    statement = capability_statement(it.base(), it.services.registry, smart_security(it.base()))
     mode = req.param("mode")
     if mode == "terminology":
         return FhirResponse(400, {"resourceType": "OperationOutcome", "issue": [

@@ -233,9 +233,8 @@ class AdapterRegistry:
     @classmethod
     def from_settings(cls, settings: Any, specs: Iterable[AdapterSpec] = KNOWN_ADAPTERS) -> AdapterRegistry:
         """Read ``baa_signed`` (a comma-separated string or a list of adapter names) from settings."""
-        value = getattr(settings, "baa_signed", None)
-        if value is None:
-            value = (getattr(settings, "extra", None) or {}).get("baa_signed")
+        extra = getattr(settings, "extra", None) or {}
+        value = extra["baa_signed"] if "baa_signed" in extra else getattr(settings, "baa_signed", None)
         return cls(specs, _names(value))
 
     def register(self, spec: AdapterSpec) -> None:

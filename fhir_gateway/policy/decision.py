@@ -19,6 +19,10 @@ from fhir_gateway.policy.compartment import PatientCompartment
 from fhir_gateway.policy.table import Role
 
 ALWAYS_KEPT = ("resourceType", "id", "meta", "implicitRules", "language")
+PUBLIC_INTERACTIONS = frozenset({"capabilities", "operation:$capabilities"})
+# SMART v2 letters (v1 .read/.write are expanded by the scope parser): which letter an interaction needs
+SCOPE_LETTERS = {"read": "r", "vread": "r", "history-instance": "r", "search-type": "s", "history-type": "s",
+                 "create": "c", "update": "u", "patch": "u", "delete": "d"}
 
 
 class RolePolicy:
@@ -42,10 +46,18 @@ class RolePolicy:
         return role
 
     def check(self, ctx: RequestContext, interaction: str, resource_type: str | None) -> None:
+        if interaction in PUBLIC_INTERACTIONS:
+            return
         role = self._role(ctx)
         if role is not None and not role.may(interaction, resource_type):
             what = resource_type or "the system level"
             raise Forbidden(f"role {role.name} may not {interaction} on {what}")
+        scopes = ctx.extra.get("scope_set")
+        if scopes is not None and resource_type is not None:
+            letter = SCOPE_LETTERS.get(interaction, "r" if interaction.startswith("operation:") else None)
+            if letter is not None and not scopes.permits(letter, resource_type):
+                raise Forbidden(f"the access token's scopes do not permit {interaction} on {resource_type}",
+                                code="forbidden")
 
     def can_see(self, ctx: RequestContext, resource: dict[str, Any]) -> bool:
         role = self._role(ctx)
@@ -54,7 +66,7 @@ class RolePolicy:
         rtype = resource.get("resourceType")
         if rtype not in role.read and rtype not in role.write:
             return False
-        if role.compartment and ctx.patient:
+        if ctx.patient and (role.compartment or _patient_scoped(ctx)):
             return self.compartment.contains(resource, ctx.patient)
         return True
 
@@ -88,6 +100,12 @@ class RolePolicy:
         conditions: list[ColumnElement[bool]] = []
         if len(role.read) < len(resource_types()):  # not every type: restrict to the readable ones
             conditions.append(rtype.in_(sorted(role.read)))
-        if role.compartment and ctx.patient:
+        if ctx.patient and (role.compartment or _patient_scoped(ctx)):
             conditions.append(self.compartment.scope(ctx.patient, rtype, pk, fid))
         return and_(*conditions) if conditions else None
+
+
+def _patient_scoped(ctx: RequestContext) -> bool:
+    """A token whose clinical scopes are all ``patient/…`` is held to the patient's compartment."""
+    scopes = ctx.extra.get("scope_set")
+    return scopes is not None and bool(scopes.resources) and scopes.contexts == frozenset({"patient"})

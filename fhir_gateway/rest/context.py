@@ -14,6 +14,7 @@ from fhir_gateway.storage.repository import Repository, StoredResource
 
 if TYPE_CHECKING:
     from fhir_gateway.audit.trail import AuditTrail
+    from fhir_gateway.crypto.keyring import KeyRing
     from fhir_gateway.storage.searching import SearchService
 
 
@@ -42,6 +43,7 @@ class FhirServices:
     access: AccessPolicy
     validator: Validator
     audit: AuditTrail | None = None
+    keyring: KeyRing | None = None
 
     @property
     def resource_types(self) -> frozenset[str]:

@@ -17,6 +17,7 @@ from flask import Blueprint, Flask, Response, current_app, request
 from fhir_gateway.access import RequestContext
 from fhir_gateway.audit.recorder import audit_input, record
 from fhir_gateway.errors import FhirError, InvalidRequest, NotAcceptable, PayloadTooLarge, UnsupportedMediaType
+from fhir_gateway.rest.bearer import TokenRequired, context_from_token, is_public
 from fhir_gateway.rest.context import FhirServices, Interaction
 from fhir_gateway.rest.messages import FhirRequest, FhirResponse
 from fhir_gateway.rest.outcomes import error_response, internal_error
@@ -107,6 +108,8 @@ def handle(path: str) -> Response:
     req = FhirRequest(request.method, path.strip("/"))
     it: Interaction | None = None
     try:
+        if svc.settings.auth == "smart" and not is_public(path):
+            ctx = context_from_token(request, ctx)
         req = build_request(path, svc)
         # audited requests write the audit entry, so they take the write lock up front (SQLite)
         with svc.repository.transaction(write=is_write(req) or svc.audit is not None) as conn:
@@ -116,6 +119,8 @@ def handle(path: str) -> Response:
                 record(svc.audit, conn, audit_input(it.interaction, it.rtype, it.fid, req, ctx, resp.status, resp))
     except FhirError as exc:
         resp = error_response(exc)
+        if isinstance(exc, TokenRequired):
+            resp.headers["WWW-Authenticate"] = exc.challenge
         _audit_failure(svc, it, req, ctx, resp.status)
     except Exception as exc:  # the one place unexpected errors become a 500 OperationOutcome
         resp = internal_error(exc, ctx.request_id or "-")

@@ -56,9 +56,9 @@ _SOURCE = re.compile(r"'(?:self|none)'|\*|(?:[a-z][a-z0-9+.-]*:)(?://[A-Za-z0-9*
 
 
 def _setting(settings: Any, name: str, default: Any) -> Any:
-    value = getattr(settings, name, None)
-    if value is None:
-        value = (getattr(settings, "extra", None) or {}).get(name)
+    """An explicit ``extra`` entry wins, then the Settings field, then ``default``."""
+    extra = getattr(settings, "extra", None) or {}
+    value = extra[name] if name in extra else getattr(settings, name, None)
     return default if value is None else value
 
 

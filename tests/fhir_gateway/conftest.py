@@ -61,7 +61,21 @@ class Fhir:
         return {e["resource"]["id"] for e in bundle.get("entry", []) if e.get("search", {}).get("mode") == "match"}
 
 
+def kek_file_for_tests() -> str:
+    """One key-encryption key per test process, outside the repository (made at test time)."""
+    import base64
+    import os
+    import tempfile
+
+    path = os.path.join(tempfile.gettempdir(), f"telehub-test-kek-{os.getpid()}.key")
+    if not os.path.exists(path):
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as fh:
+            fh.write(base64.b64encode(os.urandom(32)).decode())
+    return path
+
+
 def make_settings(database_url: str, **kw: Any) -> Settings:
+    kw.setdefault("kek_file", kek_file_for_tests())
     return Settings(env="test", database_url=database_url, base_url=BASE, **kw)
 
 

@@ -53,7 +53,7 @@ def test_every_interaction_is_recorded_with_who_what_and_outcome(audited: Flask)
     search = events[3]
     patients = [x["what"]["reference"] for x in search["entity"] if x["role"]["code"] == "1"]
     assert patients == [f"Patient/{pid}"]
-    query = [x for x in search["entity"] if x["role"]["code"] == "24"][0]
+    query = next(x for x in search["entity"] if x["role"]["code"] == "24")
     assert "Chalmers" not in query["query"]  # the query is hashed, not stored
     agent = events[0]["agent"][0]
     assert agent["requestor"] is True and agent["network"]["address"] == "127.0.0.1"

@@ -279,7 +279,7 @@ def test_no_planted_value_is_stored_in_plaintext(blind_app: Flask, fhir: Fhir, p
 
 def test_the_scan_would_see_plaintext_index_values(sqlite_url: str) -> None:
     """Control: the same scan finds the planted values when the index is not blinded (bodies still encrypted)."""
-    app = create_app(make_settings(sqlite_url), codec=AesCodec())
+    app = create_app(make_settings(sqlite_url, blind_indexes=False), codec=AesCodec())
     fhir = Fhir(app.test_client())
     fhir.create(planted_patient())
     fhir.create({"resourceType": "Organization", "name": "Filler"})

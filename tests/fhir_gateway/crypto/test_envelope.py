@@ -168,7 +168,7 @@ def _bodies(engine: Engine) -> list[bytes]:
 
 def test_server_stores_ciphertext_and_refuses_swapped_rows(database_url: str, engine: Engine,
                                                            keyring: KeyRing) -> None:
-    app = create_app(make_settings(database_url), codec=EnvelopeCodec(keyring))
+    app = create_app(make_settings(database_url), keyring=keyring)
     fhir = Fhir(app.test_client())
     try:
         a = fhir.create(patient("Vandersloot", "Ignatius", birthDate="1933-02-17"))

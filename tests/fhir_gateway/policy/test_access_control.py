@@ -138,9 +138,14 @@ def test_patient_context_holds_in_batch_entries_and_writes(world: dict[str, Any]
 
 
 def test_auditor_and_unauthenticated(database_url: str) -> None:
-    from fhir_gateway.settings import Settings
+    from fhir_gateway.policy import PatientCompartment, RolePolicy, load_roles
+    from fhir_gateway.search.extract import IndexExtractor
+    from fhir_gateway.search.registry import default_registry
 
-    app = create_app(Settings(env="test", database_url=database_url, auth="smart"))
+    # the role arrives from the test hook; a request without one is refused as it is once SMART is on
+    policy = RolePolicy(load_roles(), PatientCompartment(IndexExtractor(default_registry())),
+                        open_without_role=False)
+    app = create_app(make_settings(database_url), access=policy)
     as_role(app)
     nobody = Client(app)
     assert nobody.get("Patient").status_code == 401

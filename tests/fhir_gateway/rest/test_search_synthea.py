@@ -192,13 +192,17 @@ def test_chained_reverse_chained_and_includes(synthea_fhir: Fhir) -> None:
 
 
 def test_sort_total_summary_and_elements(synthea_fhir: Fhir) -> None:
-    bundle = synthea_fhir.search("Patient?_sort=-birthdate&_total=accurate")
-    dates = [e["resource"]["birthDate"] for e in bundle["entry"]]
+    # birthdate is a blinded (HMAC) index, so it cannot be sorted on: Encounter dates can
+    bundle = synthea_fhir.search("Encounter?_sort=-date&_total=accurate&_count=200")
+    # descending sorts on each resource's latest instant: the end of the period
+    dates = [e["resource"]["period"].get("end", e["resource"]["period"]["start"]) for e in bundle["entry"]]
     assert dates == sorted(dates, reverse=True)
-    assert bundle["total"] == 10
-    multi = synthea_fhir.search("Patient?_sort=gender,birthdate")
-    keys = [(e["resource"]["gender"], e["resource"]["birthDate"]) for e in multi["entry"]]
-    assert keys == sorted(keys)
+    assert bundle["total"] == 138
+    multi = synthea_fhir.search("Encounter?_sort=status,-date&_count=200")
+    keys = [(e["resource"]["status"], e["resource"]["period"].get("end", e["resource"]["period"]["start"]))
+            for e in multi["entry"]]
+    assert keys == sorted(keys, key=lambda k: (k[0], [-ord(c) for c in k[1]]))
+    assert synthea_fhir.get("Patient?_sort=birthdate").status_code == 400
     count = synthea_fhir.search("Observation?_summary=count")
     assert count["total"] == 880
     assert not count.get("entry")

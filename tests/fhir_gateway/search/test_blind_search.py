@@ -89,7 +89,7 @@ def load(fhir: Fhir) -> None:
 
 @pytest.fixture
 def plain(tmp_path: Path) -> Iterator[Flask]:
-    app = create_app(make_settings(f"sqlite:///{tmp_path / 'plain.sqlite3'}"))
+    app = create_app(make_settings(f"sqlite:///{tmp_path / 'plain.sqlite3'}", blind_indexes=False))
     load(Fhir(app.test_client()))
     yield app
     app.extensions["telehub.fhir"].repository.engine.dispose()
