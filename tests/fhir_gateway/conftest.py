@@ -112,38 +112,12 @@ def patient(family: str = "Chalmers", given: str = "Peter", **extra: Any) -> dic
 
 # ------------------------------------------------------------------ a server loaded with Synthea data
 
-def _module_database(request: pytest.FixtureRequest, kind: str) -> Iterator[str]:
-    if kind == "sqlite":
-        path = request.getfixturevalue("tmp_path_factory").mktemp("db") / "loaded.sqlite3"
-        yield f"sqlite:///{path}"
-        return
-    import uuid
-
-    import psycopg
-    from psycopg import sql
-    from sqlalchemy.engine import make_url
-
-    admin = request.getfixturevalue("postgres_admin_url")
-    name = f"telehub_test_{uuid.uuid4().hex}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield make_url(admin).set(drivername="postgresql+psycopg", database=name).render_as_string(
-            hide_password=False)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-@pytest.fixture(scope="module", params=[pytest.param("sqlite", id="sqlite"),
-                                        pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres)])
-def synthea_fhir(request: pytest.FixtureRequest, shared_data: Any) -> Iterator[Fhir]:
+@pytest.fixture(scope="module")
+def synthea_fhir(request: pytest.FixtureRequest, module_database_url: str, shared_data: Any) -> Iterator[Fhir]:
     """A server holding the 10 Synthea patients of shared/data/synthea/small (NDJSON, ids kept)."""
     from fhir_gateway.importer.run import run_import
 
-    gen = _module_database(request, request.param)
-    url = next(gen)
-    settings = make_settings(url)
+    settings = make_settings(module_database_url)
     app = create_app(settings)
     services = app.extensions["telehub.fhir"]
     state_dir = request.getfixturevalue("tmp_path_factory").mktemp("import-state")
@@ -153,5 +127,3 @@ def synthea_fhir(request: pytest.FixtureRequest, shared_data: Any) -> Iterator[F
     assert report.resources == 1705
     yield Fhir(app.test_client())
     services.repository.engine.dispose()
-    for _ in gen:
-        pass

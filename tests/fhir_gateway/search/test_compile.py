@@ -7,13 +7,11 @@ throwaway database ``telehub_test_<random>``; it is skipped when the server on
 """
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import asdict
 
 import pytest
-from sqlalchemy import Connection, Engine, create_engine, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Connection, Engine, create_engine
 
 from fhir_gateway.errors import InvalidSearch
 from fhir_gateway.search.compile import count_query, match_query
@@ -33,7 +31,6 @@ from fhir_gateway.search.registry import SearchRegistry, default_registry
 from fhir_gateway.search.values import date_range, normalize_string, number_range
 from fhir_gateway.storage.tables import INDEX_TABLES, metadata, resource
 
-PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
 NOW = date_range("2024-01-01")[0]
@@ -41,36 +38,13 @@ NOW = date_range("2024-01-01")[0]
 
 # -- databases -----------------------------------------------------------------------------------
 
-def _sqlite() -> Iterator[Engine]:
-    engine = create_engine("sqlite://")
+@pytest.fixture(scope="module")
+def engine(module_database_url: str) -> Iterator[Engine]:
+    """A fresh SQLite or PostgreSQL database per module (tests/conftest.py), with the tables created."""
+    engine = create_engine(module_database_url)
     metadata.create_all(engine)
     yield engine
     engine.dispose()
-
-
-def _postgres() -> Iterator[Engine]:
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"telehub_test_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except OperationalError as exc:
-        admin.dispose()
-        pytest.skip(f"PostgreSQL on 127.0.0.1:5432 is unreachable ({type(exc).__name__})")
-    engine = create_engine(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
-    try:
-        metadata.create_all(engine)
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
-    yield from (_sqlite() if request.param == "sqlite" else _postgres())
 
 
 def add(conn: Connection, rtype: str, fid: str, rows: IndexRows | None = None, *, deleted: bool = False,
@@ -606,7 +580,8 @@ def test_blind_index_string_prefix_is_equality(hashed: Db, reg: SearchRegistry) 
 # -- query plans ---------------------------------------------------------------------------------
 
 def test_sqlite_plan_uses_the_lookup_indexes(reg: SearchRegistry) -> None:
-    engine = next(_sqlite())
+    engine = create_engine("sqlite://")
+    metadata.create_all(engine)
     request = parse_search(reg, "Patient", [("identifier", "x|y"), ("name", "smi")], now=NOW)
     sql = match_query(reg, request).compile(engine, compile_kwargs={"literal_binds": True})
     with engine.connect() as conn:

@@ -1,14 +1,12 @@
 """include_query / revinclude_query against real index rows, on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, Engine, Select, create_engine, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Connection, Engine, Select, create_engine
 
 from fhir_gateway.search.includes import include_query, revinclude_query
 from fhir_gateway.search.index_rows import IndexRows, ReferenceRow
@@ -16,39 +14,14 @@ from fhir_gateway.search.parse import IncludeSpec, SearchRequest, parse_search
 from fhir_gateway.search.registry import SearchRegistry, default_registry
 from fhir_gateway.storage.tables import INDEX_TABLES, metadata, resource
 
-PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
-
-def _sqlite() -> Iterator[Engine]:
-    engine = create_engine("sqlite://")
+@pytest.fixture(scope="module")
+def engine(module_database_url: str) -> Iterator[Engine]:
+    """A fresh SQLite or PostgreSQL database per module (tests/conftest.py), with the tables created."""
+    engine = create_engine(module_database_url)
     metadata.create_all(engine)
     yield engine
     engine.dispose()
-
-
-def _postgres() -> Iterator[Engine]:
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"telehub_test_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except OperationalError as exc:
-        admin.dispose()
-        pytest.skip(f"PostgreSQL on 127.0.0.1:5432 is unreachable ({type(exc).__name__})")
-    engine = create_engine(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
-    try:
-        metadata.create_all(engine)
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
-    yield from (_sqlite() if request.param == "sqlite" else _postgres())
 
 
 def add(conn: Connection, rtype: str, fid: str, *refs: tuple[str, str], deleted: bool = False) -> int:
