@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import Flask, Response
 
 from fhir_gateway.access import AccessPolicy
+from fhir_gateway.audit.auth_events import init_app as audit_auth_endpoints
 from fhir_gateway.audit.trail import AuditTrail
 from fhir_gateway.auth import init_app as init_auth
 from fhir_gateway.crypto.blind_index import BlindIndexHasher, load_policy
@@ -102,6 +103,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     services = build_services(settings, **overrides)
     app.extensions["telehub.fhir"] = services
     init_auth(app, settings, services.repository.engine, key_provider=signing_key_provider(services))
+    if services.audit is not None:
+        audit_auth_endpoints(app, services.audit, services.repository)
     app.register_blueprint(make_blueprint(), url_prefix="/fhir")
     register_error_pages(app)
 

@@ -59,3 +59,24 @@ def test_tokens_scopes_and_patient_context_are_enforced(database_url: str) -> No
     assert Bearer(app, narrow).get(f"Patient/{alice['id']}").status_code == 200
     assert Bearer(app, narrow).get("Patient").status_code == 403  # read without search
     app.extensions["telehub.fhir"].repository.engine.dispose()
+
+
+def test_token_requests_are_audited_without_secrets(database_url: str) -> None:
+    app = create_app(make_settings(database_url, auth="smart"))
+    import orjson
+
+    auth = app.extensions["telehub.auth"].services
+    auth.clients.add("conf", client_type="symmetric", secret="a-very-secret-value", scope="user/*.rs",
+                     redirect_uris=["https://x.example/cb"])
+    client = app.test_client()
+    bad = client.post("/fhir/auth/token", data={"grant_type": "password", "username": "x", "password": "hunter2"})
+    assert bad.status_code in (400, 401)
+    services = app.extensions["telehub.fhir"]
+    with services.repository.transaction() as conn:
+        events = list(services.audit.entries(conn))
+        raw = orjson.dumps(events)
+    token_events = [e for e in events if e["subtype"][0]["code"] == "token"]
+    assert token_events and token_events[-1]["outcome"] == "4"
+    assert token_events[-1]["type"]["code"] == "110113"
+    assert b"hunter2" not in raw and b"a-very-secret-value" not in raw
+    services.repository.engine.dispose()
