@@ -25,6 +25,12 @@ RETENTION_YEARS = 6
 YEAR_MICROS = 365.25 * 24 * 3600 * 1_000_000
 
 
+# append's statements, built once (SQLAlchemy then reuses their cache key and compiled form)
+_HEAD = select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
+_HEAD_LOCKED = _HEAD.with_for_update()
+_INSERT_LOG = insert(audit_log)
+
+
 def _aad(event_id: str) -> bytes:
     return associated_data("AuditEvent", event_id, 0)
 
@@ -53,18 +59,17 @@ class AuditTrail:
     def append(self, conn: Connection, data: AuditInput, *, now: int | None = None) -> dict[str, Any]:
         recorded = now if now is not None else time.time_ns() // 1000
         event = build_audit_event(data, recorded)
-        stmt = select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
-        if conn.dialect.name == "postgresql":
-            stmt = stmt.with_for_update()
-        head = conn.execute(stmt).one()
+        head = conn.execute(_HEAD_LOCKED if conn.dialect.name == "postgresql" else _HEAD).one()
         seq = int(head.seq) + 1
         digest = link_hash(self._key, seq, head.hash, event)
-        conn.execute(insert(audit_log).values(
-            seq=seq, event_id=event["id"], recorded=recorded, action=event["action"],
-            subtype=event["subtype"][0]["code"], outcome=event["outcome"],
-            agent=_agent(data), patients=" " + " ".join(sorted(data.patients)) + " " if data.patients else "",
-            body=self.codec.encode(event, _aad(event["id"])), prev_hash=head.hash, hash=digest,
-            materialized=False))
+        conn.execute(_INSERT_LOG, {
+            "seq": seq, "event_id": event["id"], "recorded": recorded, "action": event["action"],
+            "subtype": event["subtype"][0]["code"], "outcome": event["outcome"],
+            "agent": _agent(data),
+            "patients": " " + " ".join(sorted(data.patients)) + " " if data.patients else "",
+            "body": self.codec.encode(event, _aad(event["id"])), "prev_hash": head.hash, "hash": digest,
+            "materialized": False})
+        # built here, not once: the crash tests inject a failure through this module's ``update``
         conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=digest))
         return event
 

@@ -97,6 +97,23 @@ def count_query(registry: SearchRegistry, request: SearchRequest, hasher: IndexH
     return select(func.count()).select_from(resource).where(*compiler.where(request, resource))
 
 
+# Anonymous aliases, reused across statements: building an alias's column collection (``.c``) is a
+# large share of compiling a search, and an alias object is immutable once built. Within one
+# statement each use takes the next alias of its table (see ``_Compiler._alias``), so no two
+# uses in a statement share one; the SQL rendered is the same as with fresh anonymous aliases.
+_ALIAS_POOL: dict[tuple[str, int], FromClause] = {}
+
+
+def _pooled_alias(table: Table, k: int) -> FromClause:
+    key = (table.name, k)
+    found = _ALIAS_POOL.get(key)
+    if found is None:
+        fresh = table.alias()
+        fresh.c  # noqa: B018 - build the column collection once, here
+        found = _ALIAS_POOL.setdefault(key, fresh)
+    return found
+
+
 def _scope(t: FromClause, types: tuple[str, ...]) -> Predicate:
     if len(types) == 1:
         return t.c.rtype == types[0]
@@ -125,6 +142,14 @@ class _Compiler:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "blind", blind_indexer(self.hasher))
+        object.__setattr__(self, "_aliases_used", {})
+
+    def _alias(self, table: Table) -> FromClause:
+        """A fresh-in-this-statement anonymous alias of ``table`` (from the shared pool)."""
+        used: dict[str, int] = self._aliases_used  # type: ignore[attr-defined]
+        k = used.get(table.name, 0)
+        used[table.name] = k + 1
+        return _pooled_alias(table, k)
 
     def check_sort(self, keys: list[SortKey], types: tuple[str, ...]) -> None:
         """``_sort`` on a blinded parameter would order by digests: refuse it."""
@@ -185,7 +210,7 @@ class _Compiler:
         if crit.param.type == "composite":
             return self._composite(crit, res)
         row_param = _row_param(crit)
-        t = _table(crit, blind).alias()
+        t = self._alias(_table(crit, blind))
         base = [_scope(t, crit.resource_types), t.c.param == row_param]
         pred = or_(*(self._value(t, crit.modifier, row_param, v, crit, blind) for v in crit.values))
         if crit.modifier == "not":
@@ -198,7 +223,7 @@ class _Compiler:
             table, row_param = INDEX_TABLES[crit.param.components[0].param.type], f"{crit.param.code}$0"
         else:
             table, row_param = _table(crit, blind), crit.param.code
-        t = table.alias()
+        t = self._alias(table)
         base = [_scope(t, crit.resource_types), t.c.param == row_param]
         if present:
             return res.c.pk.in_(select(t.c.resource_pk).where(*base))
@@ -210,7 +235,7 @@ class _Compiler:
         branches: list[Predicate] = []
         for value in crit.values:
             assert isinstance(value, CompositeValue)
-            aliases = [INDEX_TABLES[c.param.type].alias() for c in components]
+            aliases = [self._alias(INDEX_TABLES[c.param.type]) for c in components]
             first = aliases[0]
             conds: list[Predicate] = []
             for k, (a, part) in enumerate(zip(aliases, value.parts, strict=True)):
@@ -306,10 +331,10 @@ class _Compiler:
 
     def _chain(self, crit: ChainCriterion, res: FromClause) -> Predicate:
         """``ref.x=v``: a reference row whose target (type, id) is a live resource matching ``x=v``."""
-        ref = idx_reference.alias()
+        ref = self._alias(idx_reference)
         branches: list[Predicate] = []
         for target_type, inner in crit.links:
-            tgt = resource.alias()
+            tgt = self._alias(resource)
             fids = select(tgt.c.fid).where(tgt.c.rtype == target_type, tgt.c.deleted == false(),
                                            self.clause(inner, tgt))
             branches.append(and_(ref.c.target_type == target_type, ref.c.target_id.in_(fids)))
@@ -319,8 +344,8 @@ class _Compiler:
 
     def _has(self, crit: HasCriterion, res: FromClause) -> Predicate:
         """``_has:S:ref:x=v``: this resource's id is the target of ``ref`` in a live ``S`` matching ``x=v``."""
-        ref = idx_reference.alias()
-        src = resource.alias()
+        ref = self._alias(idx_reference)
+        src = self._alias(resource)
         sources = select(src.c.pk).where(src.c.rtype == crit.source_type, src.c.deleted == false(),
                                          self.clause(crit.inner, src))
         sub = select(ref.c.target_id).where(ref.c.rtype == crit.source_type, ref.c.param == crit.param.code,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, and_, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, and_, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from fhir_gateway.errors import Conflict, VersionConflict
@@ -90,6 +90,27 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+# The hot fixed statements, built once: SQLAlchemy memoizes a statement object's cache key, so
+# executing the same object with new parameters skips expression building and cache-key generation.
+_READ = (select(resource.c.pk, resource.c.version, resource.c.last_updated, resource.c.deleted, resource.c.body)
+         .where(resource.c.rtype == bindparam("rtype"), resource.c.fid == bindparam("fid")))
+_VREAD = select(resource_version).where(resource_version.c.rtype == bindparam("rtype"),
+                                        resource_version.c.fid == bindparam("fid"),
+                                        resource_version.c.version == bindparam("version"))
+_LOAD = (select(resource.c.pk, resource.c.rtype, resource.c.fid, resource.c.version, resource.c.last_updated,
+                resource.c.body)
+         .where(resource.c.pk.in_(bindparam("pks", expanding=True)), resource.c.deleted.is_(False)))
+_CURRENT = select(resource.c.pk, resource.c.version, resource.c.deleted).where(
+    resource.c.rtype == bindparam("rtype"), resource.c.fid == bindparam("fid"))
+_CURRENT_LOCKED = _CURRENT.with_for_update()
+_INSERT_RESOURCE = insert(resource).returning(resource.c.pk)
+_INSERT_VERSION = insert(resource_version)
+_UPDATE_CURRENT = (update(resource)
+                   .where(resource.c.pk == bindparam("w_pk"), resource.c.version == bindparam("w_version"))
+                   .values(version=bindparam("n_version"), last_updated=bindparam("n_last_updated"),
+                           deleted=bindparam("n_deleted"), body=bindparam("n_body")))
+
+
 class Repository:
     """Versioned FHIR resources in SQL. Stateless apart from its collaborators; safe across threads."""
 
@@ -125,20 +146,14 @@ class Repository:
 
     def read(self, conn: Connection, rtype: str, fid: str) -> StoredResource | None:
         """The current version (possibly a deletion marker), or None if the id never existed."""
-        row = conn.execute(
-            select(resource.c.pk, resource.c.version, resource.c.last_updated, resource.c.deleted, resource.c.body)
-            .where(resource.c.rtype == rtype, resource.c.fid == fid)
-        ).first()
+        row = conn.execute(_READ, {"rtype": rtype, "fid": fid}).first()
         if row is None:
             return None
         return StoredResource(row.pk, rtype, fid, row.version, row.last_updated, row.deleted,
                               self._decode(rtype, fid, row.version, row.body))
 
     def vread(self, conn: Connection, rtype: str, fid: str, version: int) -> StoredResource | None:
-        row = conn.execute(
-            select(resource_version).where(resource_version.c.rtype == rtype, resource_version.c.fid == fid,
-                                           resource_version.c.version == version)
-        ).first()
+        row = conn.execute(_VREAD, {"rtype": rtype, "fid": fid, "version": version}).first()
         if row is None:
             return None
         return self._version_from_row(row)
@@ -151,11 +166,7 @@ class Repository:
         """Current, non-deleted resources by primary key, in the order given."""
         if not pks:
             return []
-        rows = conn.execute(
-            select(resource.c.pk, resource.c.rtype, resource.c.fid, resource.c.version, resource.c.last_updated,
-                   resource.c.body)
-            .where(resource.c.pk.in_(list(pks)), resource.c.deleted.is_(False))
-        ).all()
+        rows = conn.execute(_LOAD, {"pks": list(pks)}).all()
         by_pk = {r.pk: r for r in rows}
         out = []
         for pk in pks:
@@ -185,10 +196,8 @@ class Repository:
         blob = self.codec.encode(stamped, associated_data(rtype, fid, 1))
         try:
             with conn.begin_nested():
-                pk = conn.execute(
-                    insert(resource).values(rtype=rtype, fid=fid, version=1, last_updated=now, deleted=False,
-                                            body=blob).returning(resource.c.pk)
-                ).scalar_one()
+                pk = conn.execute(_INSERT_RESOURCE, {"rtype": rtype, "fid": fid, "version": 1, "last_updated": now,
+                                                     "deleted": False, "body": blob}).scalar_one()
         except IntegrityError as exc:
             raise Conflict(f"{rtype}/{fid} already exists", expression=[f"{rtype}.id"]) from exc
         self._insert_version(conn, pk, rtype, fid, 1, now, False, "POST", blob)
@@ -224,10 +233,8 @@ class Repository:
         now = self.clock.now()
         stamped = self._stamp(body, fid, new_version, now)
         blob = self.codec.encode(stamped, associated_data(rtype, fid, new_version))
-        result = conn.execute(
-            update(resource).where(resource.c.pk == pk, resource.c.version == version)
-            .values(version=new_version, last_updated=now, deleted=False, body=blob)
-        )
+        result = conn.execute(_UPDATE_CURRENT, {"w_pk": pk, "w_version": version, "n_version": new_version,
+                                                "n_last_updated": now, "n_deleted": False, "n_body": blob})
         if result.rowcount != 1:
             raise VersionConflict(f"{rtype}/{fid} was changed concurrently; retry with the current version",
                                   expression=[f"{rtype}.meta.versionId"])
@@ -252,10 +259,8 @@ class Repository:
         if if_match is not None and if_match != version:
             raise VersionConflict(f"version {if_match} of {rtype}/{fid} is not the current version ({version})")
         now = self.clock.now()
-        result = conn.execute(
-            update(resource).where(resource.c.pk == pk, resource.c.version == version)
-            .values(version=version + 1, last_updated=now, deleted=True, body=None)
-        )
+        result = conn.execute(_UPDATE_CURRENT, {"w_pk": pk, "w_version": version, "n_version": version + 1,
+                                                "n_last_updated": now, "n_deleted": True, "n_body": None})
         if result.rowcount != 1:
             raise VersionConflict(f"{rtype}/{fid} was changed concurrently")
         self._insert_version(conn, pk, rtype, fid, version + 1, now, True, "DELETE", None)
@@ -264,20 +269,15 @@ class Repository:
 
     def _current_for_update(self, conn: Connection, rtype: str, fid: str,
                             include_deleted: bool = True) -> tuple[int, int] | None:
-        stmt = select(resource.c.pk, resource.c.version, resource.c.deleted).where(
-            resource.c.rtype == rtype, resource.c.fid == fid)
-        if self._lock_rows:
-            stmt = stmt.with_for_update()
-        row = conn.execute(stmt).first()
+        row = conn.execute(_CURRENT_LOCKED if self._lock_rows else _CURRENT, {"rtype": rtype, "fid": fid}).first()
         if row is None or (row.deleted and not include_deleted):
             return None
         return int(row.pk), int(row.version)
 
     def _insert_version(self, conn: Connection, pk: int, rtype: str, fid: str, version: int, now: int,
                         deleted: bool, method: str, blob: bytes | None) -> None:
-        conn.execute(insert(resource_version).values(
-            resource_pk=pk, rtype=rtype, fid=fid, version=version, last_updated=now, deleted=deleted,
-            method=method, body=blob))
+        conn.execute(_INSERT_VERSION, {"resource_pk": pk, "rtype": rtype, "fid": fid, "version": version,
+                                       "last_updated": now, "deleted": deleted, "method": method, "body": blob})
 
     # -- history --------------------------------------------------------------------------------
     def history(self, conn: Connection, *, rtype: str | None = None, fid: str | None = None,

@@ -22,6 +22,7 @@ from fhir_gateway.storage.tables import resource
 
 MAX_INCLUDE_ITERATIONS = 4
 MAX_INCLUDED = 5000
+_SNAPSHOT = select(func.coalesce(func.max(resource.c.pk), 0))  # built once: its cache key is memoized
 
 
 @dataclass
@@ -63,7 +64,7 @@ class SearchService:
         count = request.count if request.count is not None else self.settings.default_page_size
         snapshot = request.snapshot
         if snapshot is None:
-            snapshot = int(conn.execute(select(func.coalesce(func.max(resource.c.pk), 0))).scalar_one())
+            snapshot = int(conn.execute(_SNAPSHOT).scalar_one())
             request = replace(request, snapshot=snapshot)
         total: int | None = None
         if request.total in ("accurate", "estimate") or request.summary == "count":
