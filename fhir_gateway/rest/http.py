@@ -111,12 +111,21 @@ def handle(path: str) -> Response:
         if svc.settings.auth == "smart" and not is_public(path):
             ctx = context_from_token(request, ctx)
         req = build_request(path, svc)
-        # audited requests write the audit entry, so they take the write lock up front (SQLite)
-        with svc.repository.transaction(write=is_write(req) or svc.audit is not None) as conn:
+        # A change and its audit entry share one transaction. A read changes nothing: it runs in a
+        # read transaction (SQLite readers then run concurrently), and its entry is appended in a
+        # short write transaction before the response leaves — if that fails, the read fails too.
+        # AuditEvent reads copy the log into the FHIR store first, so they write.
+        writes = is_write(req) or req.path.startswith("AuditEvent")
+        with svc.repository.transaction(write=writes) as conn:
             it = Interaction(svc, conn, ctx)
             resp = dispatch(it, req)
-            if svc.audit is not None:
-                record(svc.audit, conn, audit_input(it.interaction, it.rtype, it.fid, req, ctx, resp.status, resp))
+            entry = audit_input(it.interaction, it.rtype, it.fid, req, ctx, resp.status, resp) \
+                if svc.audit is not None else None
+            if writes and svc.audit is not None:
+                record(svc.audit, conn, entry)
+        if not writes and svc.audit is not None and entry is not None:
+            with svc.repository.transaction(write=True) as conn:
+                record(svc.audit, conn, entry)
     except FhirError as exc:
         resp = error_response(exc)
         if isinstance(exc, TokenRequired):
