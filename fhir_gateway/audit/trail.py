@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, update
 
 from fhir_gateway.audit.chain import link_hash, same
 from fhir_gateway.audit.events import AuditInput, build_audit_event
@@ -29,6 +29,8 @@ YEAR_MICROS = 365.25 * 24 * 3600 * 1_000_000
 _HEAD = select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
 _HEAD_LOCKED = _HEAD.with_for_update()
 _INSERT_LOG = insert(audit_log)
+_ADVANCE_HEAD = (update(audit_head).where(audit_head.c.id == 1)
+                 .values(seq=bindparam("new_seq"), hash=bindparam("new_hash")))
 
 
 def _aad(event_id: str) -> bytes:
@@ -56,6 +58,9 @@ class AuditTrail:
         self.codec = codec
 
     # -- writing -----------------------------------------------------------------------------------
+    def _advance_head(self, conn: Connection, seq: int, digest: str) -> None:
+        conn.execute(_ADVANCE_HEAD, {"new_seq": seq, "new_hash": digest})
+
     def append(self, conn: Connection, data: AuditInput, *, now: int | None = None) -> dict[str, Any]:
         recorded = now if now is not None else time.time_ns() // 1000
         event = build_audit_event(data, recorded)
@@ -69,8 +74,7 @@ class AuditTrail:
             "patients": " " + " ".join(sorted(data.patients)) + " " if data.patients else "",
             "body": self.codec.encode(event, _aad(event["id"])), "prev_hash": head.hash, "hash": digest,
             "materialized": False})
-        # built here, not once: the crash tests inject a failure through this module's ``update``
-        conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=digest))
+        self._advance_head(conn, seq, digest)
         return event
 
     # -- reading -----------------------------------------------------------------------------------

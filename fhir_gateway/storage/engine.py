@@ -7,6 +7,7 @@ half-way through a transaction.
 from __future__ import annotations
 
 import fcntl
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -84,6 +85,8 @@ class WriterLock:
 
     def __init__(self, database: str | None) -> None:
         self._thread_lock = threading.Lock()
+        self._fd: int | None = None
+        self._pid = 0
         self._path = Path(database + ".writer.lock") if database and database != ":memory:" else None
 
     @contextmanager
@@ -92,12 +95,20 @@ class WriterLock:
             if self._path is None:
                 yield
                 return
-            with open(self._path, "a") as fh:
-                fcntl.flock(fh, fcntl.LOCK_EX)
-                try:
-                    yield
-                finally:
-                    fcntl.flock(fh, fcntl.LOCK_UN)
+            fd = self._file()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _file(self) -> int:
+        """The lock file, opened once per process (a forked worker opens its own: flock is per open file)."""
+        pid = os.getpid()
+        if self._fd is None or self._pid != pid:
+            assert self._path is not None
+            self._fd, self._pid = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600), pid
+        return self._fd
 
 
 class NoLock:

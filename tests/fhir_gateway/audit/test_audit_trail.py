@@ -79,16 +79,14 @@ def test_the_audit_entry_commits_with_the_change_or_not_at_all(audited: Flask, m
 
 def test_a_crash_after_the_change_leaves_neither(audited: Flask, monkeypatch: Any) -> None:
     fhir = Fhir(audited.test_client())
-    from fhir_gateway.audit import trail as trail_module
-
-    original_update = trail_module.update
+    from fhir_gateway.audit.trail import AuditTrail
 
     def crash(*args, **kw):  # type: ignore[no-untyped-def]
         raise RuntimeError("process died between the audit insert and the head update")
 
-    monkeypatch.setattr(trail_module, "update", crash)
+    monkeypatch.setattr(AuditTrail, "_advance_head", crash)
     assert fhir.post("Patient", patient(family="Crashed")).status_code == 500
-    monkeypatch.setattr(trail_module, "update", original_update)
+    monkeypatch.undo()
     assert fhir.search_ids("Patient?family=Crashed") == set()
     assert all(e["subtype"][0]["code"] != "create" for e in entries(audited))
     assert verify(audited).ok
