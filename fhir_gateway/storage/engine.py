@@ -44,7 +44,11 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         engine = create_engine(url, **kwargs)
         _configure_sqlite(engine, wal=not in_memory)
         return engine
-    kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+    # psycopg prepares a statement after 5 runs and PostgreSQL then switches to a generic plan,
+    # which for skewed search parameters (one patient's Observations) is far worse: plan each query
+    # for its own values instead.
+    kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True,
+                  connect_args={"options": "-c plan_cache_mode=force_custom_plan"})
     return create_engine(url, **kwargs)
 
 
