@@ -18,6 +18,7 @@ answer it sees. See bench/README.md.
 from __future__ import annotations
 
 import argparse
+import base64
 import collections
 import contextlib
 import datetime as dt
@@ -146,6 +147,8 @@ class Database:
             if self.kind == "sqlite":
                 for suffix in ("", "-wal", "-shm"):
                     Path(f"{self.name}{suffix}").unlink(missing_ok=True)
+                for lock in Path(self.name).parent.glob(Path(self.name).name + ".*.lock"):
+                    lock.unlink(missing_ok=True)  # the product's migration/writer lock files
             else:
                 psql(self.pg, f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
             log(f"dropped {self.kind} database {self.name}")
@@ -660,6 +663,20 @@ class Server:
 # (default), ``git archive HEAD``, or the live checkout.
 SOURCE: dict[str, Any] = {"mode": "live", "root": ROOT}
 PACKAGES = ("fhir_gateway", "mappers", "vendor_profiles", "smart_app", "sandbox_fixtures")
+EXTRA_ENV: dict[str, str] = {}  # e.g. TELEHUB_KEK_FILE, shared by the importer and the server of one run
+
+
+def make_kek(run_dir: Path) -> Path:
+    """A throwaway key-encryption key for this run's databases (32 random bytes, base64).
+
+    Without TELEHUB_KEK_FILE the product generates ``./var/kek.key`` relative to its working directory, and the
+    importer and the server run in different directories here: the server would not unwrap the importer's keys.
+    """
+    path = run_dir / "kek.key"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(base64.b64encode(os.urandom(32)).decode() + "\n")
+    return path
 
 
 def prepare_source(mode: str, run_dir: Path) -> dict[str, Any]:
@@ -712,6 +729,7 @@ def bench_env(db_url: str, base_url: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update({"TELEHUB_DATABASE_URL": db_url, "TELEHUB_BASE_URL": base_url, "TELEHUB_AUTH": "off",
                 "TELEHUB_ENV": "dev", "PYTHONUNBUFFERED": "1"})
+    env.update(EXTRA_ENV)
     if SOURCE["mode"] != "live" or not (VENV_BIN / "telehub").exists():
         env["PYTHONPATH"] = os.pathsep.join(x for x in (str(SOURCE["root"]), env.get("PYTHONPATH", "")) if x)
     return env
@@ -1242,7 +1260,7 @@ def machine_info(args: argparse.Namespace, pg: dict[str, str]) -> dict[str, Any]
         "tree": ("clean" if not untracked else
                  f"uncommitted changes: {len(dirty.splitlines())} modified, "
                  f"{len([x for x in untracked.splitlines() if x.startswith('??')])} untracked paths"),
-        "modified": [line[3:] for line in dirty.splitlines()][:30],
+        "modified": [line.split(maxsplit=1)[-1] for line in dirty.splitlines() if line.strip()][:30],
         "diff_sha256": sh(["bash", "-c", "git diff HEAD | sha256sum | cut -c1-12"]),
         "python": sh([str(VENV_BIN / "python"), "-c", "import sys; print(sys.version.split()[0])"]),
         "granian": sh([str(VENV_BIN / "python"), "-c", "import granian; print(granian.__version__)"]),
@@ -1639,6 +1657,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"run directory {run_dir}")
         meta = machine_info(args, pg)
         SOURCE.update(prepare_source(args.source, run_dir))
+        EXTRA_ENV["TELEHUB_KEK_FILE"] = str(make_kek(run_dir))
         meta["source"] = {k: str(v) for k, v in SOURCE.items()}
         log(f"code under test: {meta['source']}")
         log(f"machine: {meta['nproc']} cores {meta['cpu_model']}, {meta['memory']}; "
