@@ -453,9 +453,9 @@ def machine_ticks() -> tuple[int, int, int]:
     return sum(values[:8]), values[3] + values[4], values[5] + values[6]
 
 
-def kernel_thread_ticks() -> int:
+def kernel_thread_ticks() -> dict[int, int]:
     """CPU of kernel threads (children of kthreadd: writeback, jbd2, kworkers...), work our runs cause too."""
-    total = 0
+    total: dict[int, int] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
@@ -463,7 +463,7 @@ def kernel_thread_ticks() -> int:
             except OSError:
                 continue
             if fields[1] == "2":
-                total += int(fields[11]) + int(fields[12])
+                total[int(entry)] = int(fields[11]) + int(fields[12])
     return total
 
 
@@ -495,7 +495,7 @@ class CpuSnapshot:
     children_s: float
     total: tuple[int, int, int]
     pg_foreign: set[int] = field(default_factory=set)
-    kthreads: int = 0
+    kthreads: dict[int, int] = field(default_factory=dict)
 
 
 def cpu_snapshot(server_pid: int | None) -> CpuSnapshot:
@@ -511,12 +511,13 @@ def cpu_delta(a: CpuSnapshot, b: CpuSnapshot) -> dict[str, float]:
     wall = max(b.at - a.at, 1e-6)
 
     def sum_delta(before: dict[int, int], after: dict[int, int]) -> float:
-        return sum(t - before.get(p, 0) for p, t in after.items()) / CLK_TCK
+        return sum(max(0, t - before.get(p, 0)) for p, t in after.items()) / CLK_TCK
 
     total, idle, irq = (b.total[i] - a.total[i] for i in range(3))
     ncpu = os.cpu_count() or 1
     busy = ncpu * (total - idle) / total if total else 0.0
-    kernel = (ncpu * irq / total if total else 0.0) + (b.kthreads - a.kthreads) / CLK_TCK / wall
+    kthreads = sum(max(0, t - a.kthreads.get(p, 0)) for p, t in b.kthreads.items()) / CLK_TCK / wall
+    kernel = (ncpu * irq / total if total else 0.0) + kthreads
     server = sum_delta(a.server, b.server) / wall
     foreign = a.pg_foreign | b.pg_foreign
     pg = sum_delta(a.postgres, {p: t for p, t in b.postgres.items() if p not in foreign}) / wall
@@ -634,7 +635,8 @@ class Server:
             st = proc_status(pid)
             if st:
                 workers.append({"pid": pid, "name": st.get("Name"), "vmhwm_kib": kib(st.get("VmHWM")),
-                                "vmrss_kib": kib(st.get("VmRSS"))})
+                                "vmrss_kib": kib(st.get("VmRSS")), "rss_anon_kib": kib(st.get("RssAnon")),
+                                "rss_file_kib": kib(st.get("RssFile"))})
         return {"main_vmhwm_kib": kib(main.get("VmHWM")), "workers": workers,
                 "workers_vmhwm_sum_kib": sum(w["vmhwm_kib"] for w in workers),
                 "workers_vmrss_sum_kib": sum(w["vmrss_kib"] for w in workers)}
@@ -1426,14 +1428,20 @@ def render(meta: dict[str, Any], results: list[dict[str, Any]], args: argparse.N
         L.append("")
     L.append("### Server peak RSS (after all runs; VmHWM from /proc)")
     L.append("")
-    L.append("| DB | granian workers (sum of VmHWM) | per worker | granian main |")
-    L.append("|---|---:|---|---:|")
+    L.append("| DB | granian workers (sum of VmHWM) | per worker | now: anonymous / file-backed per worker "
+             "| granian main |")
+    L.append("|---|---:|---|---|---:|")
     for r in results:
         m = r.get("server_memory")
         if m:
             per = ", ".join(f"{w['vmhwm_kib'] / 1024:.0f}" for w in m["workers"])
-            L.append(f"| {r['db']} | {m['workers_vmhwm_sum_kib'] / 1024:,.0f} MiB | {per} MiB | "
+            split = ", ".join(f"{w.get('rss_anon_kib', 0) / 1024:.0f} / {w.get('rss_file_kib', 0) / 1024:.0f}"
+                              for w in m["workers"])
+            L.append(f"| {r['db']} | {m['workers_vmhwm_sum_kib'] / 1024:,.0f} MiB | {per} MiB | {split} MiB | "
                      f"{m['main_vmhwm_kib'] / 1024:,.0f} MiB |")
+    L.append("")
+    L.append("VmHWM counts file-backed pages too: with SQLite's `mmap_size` the mapped database file shows up in "
+             "every worker's RSS (shared, reclaimable), so the sum over workers over-counts it.")
     L.append("")
     L.append("### Search mix: the kinds (one client, each generated URL once, before the load run)")
     L.append("")
