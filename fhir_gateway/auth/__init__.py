@@ -18,15 +18,18 @@ from urllib.parse import urlparse
 from flask import Flask
 from sqlalchemy import Engine
 
+from fhir_gateway.auth import ratelimit
 from fhir_gateway.auth import tables as tables
 from fhir_gateway.auth.clients import ClientStore
 from fhir_gateway.auth.errors import AuthConfigError, AuthError, InsufficientScopeError, InvalidTokenError
 from fhir_gateway.auth.keys import KeyProvider, SigningKeys, default_key_provider
+from fhir_gateway.auth.mfa import TotpMfa
+from fhir_gateway.auth.registration import make_registration_blueprint
 from fhir_gateway.auth.scopes import Interaction, ScopeSet, parse_scopes
 from fhir_gateway.auth.server import AuthServices, SmartAuthorizationServer, build_server
 from fhir_gateway.auth.store import EphemeralStore, make_store
 from fhir_gateway.auth.tokens import TokenClaims, TokenService
-from fhir_gateway.auth.users import MfaVerifier, NoMfa, UserStore
+from fhir_gateway.auth.users import MfaVerifier, UserStore
 from fhir_gateway.auth.views import EXT, make_blueprint
 
 __all__ = ["AuthConfigError", "AuthError", "AuthServices", "InsufficientScopeError", "Interaction",
@@ -51,11 +54,11 @@ def build_services(settings: Any, engine: Engine, *, key_provider: KeyProvider |
     keys = SigningKeys(engine, provider)
     if ensure_keys:
         keys.ensure()
-    users = UserStore(engine)
+    users = UserStore(engine, provider)  # the provider also seals TOTP secrets
     store = store or make_store(getattr(settings, "redis_url", None))
     return AuthServices(engine=engine, issuer=issuer, clients=ClientStore(engine, fetch_jwks), users=users,
                         keys=keys, tokens=TokenService(engine, keys, users, issuer), store=store,
-                        mfa=mfa or NoMfa())
+                        mfa=mfa or TotpMfa(users))
 
 
 def init_app(app: Flask, settings: Any, engine: Engine, *, key_provider: KeyProvider | None = None,
@@ -73,6 +76,8 @@ def init_app(app: Flask, settings: Any, engine: Engine, *, key_provider: KeyProv
     app.extensions[EXT] = server
     prefix = urlparse(settings.fhir_base).path.rstrip("/")
     app.register_blueprint(make_blueprint(), url_prefix=prefix or None)
+    ratelimit.init_app(app, getattr(settings, "redis_url", None))  # login and token rate limits
+    app.register_blueprint(make_registration_blueprint(), url_prefix=prefix or None)  # RFC 7591/7592
     logging.getLogger("authlib").addFilter(_ScrubTokens())
     return services
 

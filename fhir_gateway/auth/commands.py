@@ -1,6 +1,7 @@
 """``telehub clients …`` and ``telehub users …`` (click groups; the lead adds them to cli.py).
 
-Both build the auth services from settings the same way the app does; they never print secrets.
+Both build the auth services from settings the same way the app does; they never print secrets
+(the one exception: a TOTP provisioning URI, shown once when a user is enrolled).
 """
 from __future__ import annotations
 
@@ -11,19 +12,29 @@ from typing import Any
 import click
 
 from fhir_gateway.auth.clients import ASYMMETRIC, PUBLIC, SYMMETRIC, ClientError
-from fhir_gateway.auth.users import ROLES, UserError
+from fhir_gateway.auth.registration_cli import initial_token
+from fhir_gateway.auth.users import ROLES, UserError, UserStore
+
+
+def app_services(*, ensure_keys: bool = True) -> tuple[Any, Any]:
+    """The FHIR and auth services exactly as the app builds them: same database, same key ring, so signing
+    keys and sealed TOTP secrets written here are readable by the server (and the other way round)."""
+    from fhir_gateway.app import build_services, signing_key_provider
+    from fhir_gateway.auth import build_services as build_auth_services
+    from fhir_gateway.settings import load_settings
+
+    settings = load_settings()
+    services = build_services(settings)
+    return services, build_auth_services(settings, services.repository.engine,
+                                         key_provider=signing_key_provider(services), ensure_keys=ensure_keys)
+
+
+def app_auth_services(*, ensure_keys: bool = True) -> Any:
+    return app_services(ensure_keys=ensure_keys)[1]
 
 
 def _services() -> Any:
-    from fhir_gateway.auth import build_services
-    from fhir_gateway.settings import load_settings
-    from fhir_gateway.storage.engine import make_engine
-    from fhir_gateway.storage.migrate import upgrade
-
-    settings = load_settings()
-    engine = make_engine(settings.database_url)
-    upgrade(engine)
-    return build_services(settings, engine)
+    return app_auth_services()
 
 
 @click.group("clients", help="Register, list and remove SMART clients.")
@@ -71,9 +82,23 @@ def remove_client(client_id: str) -> None:
     click.echo(f"removed {client_id}")
 
 
-@click.group("users", help="Add, list and disable users of the login page.")
+@click.group("users", help="Add, list, enrol, unlock and disable users of the login page.")
 def users() -> None:
     pass
+
+
+def _user_store() -> UserStore:
+    """The users as the app sees them: TOTP secrets are sealed under the app's key provider (from the key ring)."""
+    users: UserStore = app_auth_services(ensure_keys=False).users
+    return users
+
+
+def _show_totp(uri: str | None) -> None:
+    """The provisioning URI, once, on stdout (it holds the secret); the instructions go to stderr."""
+    if uri:
+        click.echo("Scan this URI (or its QR code) into the user's authenticator app; it is not shown again:",
+                   err=True)
+        click.echo(uri)
 
 
 @users.command("add")
@@ -81,25 +106,52 @@ def users() -> None:
 @click.option("--role", type=click.Choice(ROLES), required=True)
 @click.option("--patient", default=None, help="Patient/ID for a patient user")
 @click.option("--practitioner", default=None, help="Practitioner/ID (the fhirUser)")
-def add_user(username: str, role: str, patient: str | None, practitioner: str | None) -> None:
+@click.option("--totp", is_flag=True, help="enrol a TOTP authenticator (implied for physician, nurse and admin)")
+def add_user(username: str, role: str, patient: str | None, practitioner: str | None, totp: bool) -> None:
+    """Add a user; the password is read from the first line of stdin."""
     password = sys.stdin.readline().rstrip("\n")
     try:
-        u = _services().users.add(username, password, role, patient=patient, fhir_user=practitioner)
+        u = _user_store().add(username, password, role, patient=patient, fhir_user=practitioner, totp=totp)
     except UserError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"added {u.role} {u.username}")
+    click.echo(f"added {u.role} {u.username}" + (" with TOTP" if u.totp_secret else ""))
+    _show_totp(u.totp_uri)
+
+
+@users.command("enrol-totp")
+@click.option("--username", required=True)
+def enrol_totp(username: str) -> None:
+    """Give the user a new TOTP secret (a lost phone, or a user added before TOTP was required)."""
+    try:
+        u = _user_store().enrol_totp(username)
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"enrolled TOTP for {u.username}")
+    _show_totp(u.totp_uri)
 
 
 @users.command("list")
 def list_users() -> None:
-    for u in _services().users.list():
+    for u in _user_store().list():
         click.echo(json.dumps({"username": u.username, "role": u.role, "fhirUser": u.fhir_user,
-                               "patient": u.patient, "disabled": u.disabled}))
+                               "patient": u.patient, "disabled": u.disabled, "totp": u.has_totp}))
+
+
+@users.command("unlock")
+@click.option("--username", required=True)
+def unlock_user(username: str) -> None:
+    """Clear the failed-sign-in count and any lock-out."""
+    if not _user_store().unlock(username):
+        raise click.ClickException(f"no user {username}")
+    click.echo(f"unlocked {username}")
 
 
 @users.command("disable")
 @click.option("--username", required=True)
 def disable_user(username: str) -> None:
-    if not _services().users.disable(username):
+    if not _user_store().disable(username):
         raise click.ClickException(f"no user {username}")
     click.echo(f"disabled {username}")
+
+
+clients.add_command(initial_token)

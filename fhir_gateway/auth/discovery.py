@@ -42,6 +42,7 @@ def smart_configuration(server: SmartAuthorizationServer) -> dict[str, Any]:
         "token_endpoint": s.endpoint("token"),
         "introspection_endpoint": s.endpoint("introspect"),
         "revocation_endpoint": s.endpoint("revoke"),
+        "registration_endpoint": s.endpoint("register"),  # RFC 7591, needs an initial access token
         "token_endpoint_auth_methods_supported": server.auth_methods,
         "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
         "grant_types_supported": server.grant_types,
@@ -59,6 +60,7 @@ def openid_configuration(server: SmartAuthorizationServer) -> dict[str, Any]:
         "authorization_endpoint": s.endpoint("authorize"),
         "token_endpoint": s.endpoint("token"),
         "jwks_uri": s.endpoint("jwks"),
+        "registration_endpoint": s.endpoint("register"),
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],

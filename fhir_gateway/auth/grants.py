@@ -24,6 +24,7 @@ from sqlalchemy import insert, select, update
 from fhir_gateway.auth.passwords import token_hash
 from fhir_gateway.auth.scopes import allowed_subset, parse_scopes
 from fhir_gateway.auth.tables import auth_code
+from fhir_gateway.auth.tokens import SESSION_KEY
 
 CODE_LIFETIME = 60
 TOKEN_HEADERS = [("Content-Type", "application/json"), ("Cache-Control", "no-store"), ("Pragma", "no-cache")]
@@ -96,7 +97,8 @@ class AuthorizationCode(grants.AuthorizationCodeGrant):  # type: ignore[misc]
         self.request.user = user
         body = self.server.services.tokens.issue(
             client_id=code.client_id, user=user, scope=code.scope, context=code.context, family=code.code_hash,
-            nonce=code.nonce, refresh=self.request.client.check_grant_type("refresh_token"))
+            nonce=code.nonce, refresh=self.request.client.check_grant_type("refresh_token"),
+            session=code.context.get(SESSION_KEY))
         return 200, body, TOKEN_HEADERS
 
 
@@ -123,11 +125,23 @@ class RefreshToken(grants.RefreshTokenGrant):  # type: ignore[misc]
         if not tokens.use_refresh(record):
             tokens.revoke_family(record.family)  # a rotated refresh token came back: treat as stolen
             raise InvalidGrantError()
+        session = record.context.get(SESSION_KEY)
+        if not _online_grant_alive(self.server.services, record.scope, session):
+            tokens.revoke_family(record.family)
+            raise InvalidGrantError("The sign-in session of this online_access grant has ended.")
         requested = self.request.payload.scope
         scope = " ".join(parse_scopes(requested).raw) if requested else record.scope
         body = tokens.issue(client_id=record.client_id, user=user, scope=scope, context=record.context,
-                            family=record.family)
+                            family=record.family, session=session)
         return 200, body, TOKEN_HEADERS
+
+
+def _online_grant_alive(services: Any, scope: str, session: str | None) -> bool:
+    """An ``online_access`` (not ``offline_access``) refresh works only while the user's session lasts."""
+    scopes = parse_scopes(scope)
+    if scopes.has("offline_access") or not scopes.has("online_access"):
+        return True
+    return bool(session) and services.store.get(f"session:{session}") is not None
 
 
 class ClientCredentials(grants.ClientCredentialsGrant):  # type: ignore[misc]

@@ -1,4 +1,4 @@
-"""SQLAlchemy Core tables of the authorization server (migration 0004), on the shared metadata.
+"""SQLAlchemy Core tables of the authorization server (migrations 0004, 0005), on the shared metadata.
 
 Times are seconds since the epoch (UTC). Secrets are never stored in clear:
 client secrets, authorization codes and refresh tokens are kept as hashes,
@@ -34,8 +34,10 @@ auth_user = Table(
     Column("role", String(32), nullable=False),
     Column("fhir_user", String(255), nullable=True),
     Column("patient", String(128), nullable=True),
-    Column("totp_secret", LargeBinary, nullable=True),  # MFA seam (encrypted when it lands)
-    Column("failed_logins", Integer, nullable=False, default=0),
+    Column("totp_secret", LargeBinary, nullable=True),  # AES-256-GCM(nonce || ciphertext), AAD = username (mfa.py)
+    Column("totp_last_step", BigInteger, nullable=True),  # last accepted TOTP time step: a code works once (0005)
+    Column("failed_logins", Integer, nullable=False, default=0),  # consecutive failures since the last sign-in
+    Column("locked_until", BigInteger, nullable=True),  # lock-out end, epoch seconds (0005)
     Column("disabled", Boolean, nullable=False, default=False),
     Column("created", BigInteger, nullable=False),
 )
@@ -82,4 +84,24 @@ auth_token = Table(
     Column("revoked", Boolean, nullable=False, default=False),
     Column("created", BigInteger, nullable=False),
     Index("ix_auth_token_family", "family"),
+)
+
+# -- Dynamic client registration (RFC 7591/7592, migration 0006): only hashes of the bearer tokens are kept.
+auth_initial_token = Table(
+    "auth_initial_token", metadata,
+    Column("token_hash", String(64), primary_key=True),  # SHA-256 of the initial access token
+    Column("scope_ceiling", Text, nullable=True),  # NULL: any valid SMART scope may be registered
+    Column("uses_left", Integer, nullable=True),  # NULL: unlimited until it expires
+    Column("expires", BigInteger, nullable=False),
+    Column("created", BigInteger, nullable=False),
+)
+
+auth_client_registration = Table(
+    "auth_client_registration", metadata,
+    Column("client_id", String(128), primary_key=True),
+    Column("access_token_hash", String(64), nullable=False, unique=True),  # RFC 7592 registration access token
+    Column("initial_token_hash", String(64), nullable=True),  # which initial access token registered it
+    Column("auth_method", String(32), nullable=False),  # token_endpoint_auth_method as registered
+    Column("metadata_json", Text, nullable=False),  # JSON: response_types, client_name, software_id, …
+    Column("created", BigInteger, nullable=False),
 )

@@ -15,14 +15,10 @@ from fhir_gateway.audit.events import AuditInput
 @click.option("--lifetime", type=int, help="Seconds (default: 1 h with --user, else 5 min).")
 def token(client_id: str, scope: str, patient: str | None, username: str | None, lifetime: int | None) -> None:
     """Print a bare access token on stdout."""
-    from fhir_gateway.app import build_services, signing_key_provider
-    from fhir_gateway.auth import build_services as build_auth_services
+    from fhir_gateway.auth.commands import app_services
     from fhir_gateway.auth.scopes import ScopeSyntaxError, parse_scopes
-    from fhir_gateway.settings import load_settings
 
-    settings = load_settings()
-    services = build_services(settings)
-    auth = build_auth_services(settings, services.repository.engine, key_provider=signing_key_provider(services))
+    services, auth = app_services()
     if auth.clients.get(client_id) is None:
         raise click.ClickException(f"no client {client_id!r} is registered (telehub clients add)")
     try:

@@ -19,13 +19,14 @@ from fhir_gateway.auth.errors import InvalidTokenError
 from fhir_gateway.auth.keys import SigningKeys
 from fhir_gateway.auth.passwords import token_hash
 from fhir_gateway.auth.scopes import ScopeSet, parse_scopes
-from fhir_gateway.auth.tables import auth_token
+from fhir_gateway.auth.tables import auth_client, auth_token
 from fhir_gateway.auth.users import User, UserStore
 
 USER_LIFETIME = 3600
 BACKEND_LIFETIME = 300
 OFFLINE_REFRESH_LIFETIME = 90 * 24 * 3600  # ≥ 3 months, renewed on each refresh
-ONLINE_REFRESH_LIFETIME = 24 * 3600
+ONLINE_REFRESH_LIFETIME = 24 * 3600  # and only while the sign-in session lasts (see SESSION_KEY)
+SESSION_KEY = "_session"  # stored token context: the sign-in session of an online_access grant
 CONTEXT_FIELDS = ("patient", "encounter", "need_patient_banner", "smart_style_url", "intent", "fhirContext",
                   "tenant")
 
@@ -103,8 +104,12 @@ class TokenService:
 
     def issue(self, *, client_id: str, user: User | None, scope: str, context: dict[str, Any] | None = None,
               family: str | None = None, nonce: str | None = None, refresh: bool = True,
-              lifetime: int | None = None) -> dict[str, Any]:
-        """Mint and record an access token (and refresh/ID tokens when the scopes ask); return the response body."""
+              lifetime: int | None = None, session: str | None = None) -> dict[str, Any]:
+        """Mint and record an access token (and refresh/ID tokens when the scopes ask); return the response body.
+
+        ``session``: the sign-in session an ``online_access`` refresh token lives and dies with (kept
+        server-side with the token, never returned).
+        """
         now = int(time.time())
         context = {k: v for k, v in (context or {}).items() if k in CONTEXT_FIELDS and v is not None}
         scopes = parse_scopes(scope)
@@ -139,7 +144,8 @@ class TokenService:
         with self.engine.begin() as conn:
             conn.execute(insert(auth_token).values(
                 jti=jti, refresh_hash=token_hash(refresh_token) if refresh_token else None, family=family or jti,
-                client_id=client_id, user_pk=user.pk if user else None, scope=scope, context=json.dumps(context),
+                client_id=client_id, user_pk=user.pk if user else None, scope=scope,
+                context=json.dumps({**context, SESSION_KEY: session} if session else context),
                 access_expires=now + lifetime, refresh_expires=refresh_expires, refresh_used=False, revoked=False,
                 created=now))
         return body
@@ -206,10 +212,13 @@ class TokenService:
         """Verify a bearer token for the FHIR server; raises :class:`InvalidTokenError` (→ 401)."""
         claims = self._decode(token)
         with self.engine.connect() as conn:
-            row = conn.execute(select(auth_token.c.revoked, auth_token.c.context)
+            row = conn.execute(select(auth_token.c.revoked, auth_token.c.context, auth_client.c.disabled)
+                               .join(auth_client, auth_client.c.client_id == auth_token.c.client_id, isouter=True)
                                .where(auth_token.c.jti == str(claims.get("jti")))).first()
         if row is None or row.revoked:
             raise InvalidTokenError("the access token has been revoked")
+        if row.disabled is None or row.disabled:  # the client was removed or revoked: so are its tokens
+            raise InvalidTokenError("the client of this token is no longer registered")
         user_name = role = None
         if "username" in claims:
             user = self.users.get(int(claims["sub"]))

@@ -1,6 +1,7 @@
 """The auth blueprint: one route table, thin handlers over :mod:`.server`, :mod:`.tokens` and :mod:`.launch`."""
 from __future__ import annotations
 
+import base64
 import secrets
 from typing import Any
 
@@ -8,12 +9,15 @@ import orjson
 from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Error
 from flask import Blueprint, Response, current_app, request
 
+from fhir_gateway.auth import picker, ratelimit
 from fhir_gateway.auth.discovery import openid_configuration, smart_configuration
 from fhir_gateway.auth.errors import InvalidTokenError
 from fhir_gateway.auth.launch import LaunchError, Launches, validate_context
-from fhir_gateway.auth.pages import render_consent, render_login
+from fhir_gateway.auth.pages import render_consent, render_login, render_too_many
 from fhir_gateway.auth.scopes import describe, parse_scopes
 from fhir_gateway.auth.server import SmartAuthorizationServer, stored_request
+from fhir_gateway.auth.signin import sign_in
+from fhir_gateway.auth.tokens import SESSION_KEY
 
 EXT = "telehub.auth"
 SESSION_COOKIE = "telehub_auth_sid"
@@ -58,6 +62,8 @@ def _session_user() -> Any:
 
 def _consent_page(txn: str, data: dict[str, Any], user: Any) -> Response:
     server = _server()
+    if picker.needs_patient(data, user):
+        return _picker_page(txn, data)
     client = server.services.clients.query(data["params"]["client_id"])
     allowed = parse_scopes(data["allowed"])
     scopes = [{"value": s, "text": describe(s), "required": s in REQUIRED_SCOPES} for s in allowed.raw]
@@ -72,6 +78,41 @@ def _login_page(txn: str, data: dict[str, Any], error: str | None = None, status
     client = server.services.clients.query(data["params"]["client_id"])
     return _html(render_login(client_name=(client.name or client.client_id) if client else "", txn=txn,
                               action=server.services.endpoint("login"), error=error, ask_otp=True), status)
+
+
+def _throttle() -> ratelimit.Throttle:
+    throttle: ratelimit.Throttle = current_app.extensions[ratelimit.EXT]
+    return throttle
+
+
+def _too_many_logins(txn: str, data: dict[str, Any] | None, wait: int) -> Response:
+    """429 for the login form: the form again (when the request is still pending) with a wait message."""
+    text = f"Too many sign-in attempts. Wait {wait} seconds, then try again."
+    resp = _login_page(txn, data, text, 429) if data else _html(render_too_many(text), 429)
+    resp.headers["Retry-After"] = str(wait)
+    return resp
+
+
+def _token_client_id() -> str:
+    """The client a token request claims to be, for rate limiting only (unverified: authentication comes later)."""
+    if request.authorization is not None and request.authorization.username:
+        return request.authorization.username
+    if request.form.get("client_id"):
+        return request.form["client_id"]
+    try:  # private_key_jwt: the assertion's issuer, read without verifying
+        payload = request.form.get("client_assertion", "").split(".")[1]
+        return str(orjson.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))).get("iss", ""))
+    except (IndexError, ValueError, AttributeError, orjson.JSONDecodeError):
+        return ""
+
+
+def _picker_page(txn: str, data: dict[str, Any], *, name: str = "", patients: list[Any] | None = None,
+                 error: str | None = None) -> Response:
+    s = _server().services
+    client = s.clients.query(data["params"]["client_id"])
+    return _html(picker.render_picker(client_name=(client.name or client.client_id) if client else "", txn=txn,
+                                      action=s.endpoint("select-patient"), name=name, patients=patients or [],
+                                      searched=patients is not None, error=error))
 
 
 def make_blueprint() -> Blueprint:
@@ -124,14 +165,17 @@ def make_blueprint() -> Blueprint:
     def login() -> Response:
         s = _server().services
         txn = request.form.get("txn", "")
+        username = request.form.get("username", "")
         data = s.store.get(f"txn:{txn}")
+        wait = _throttle().login(request.remote_addr or "", username)
+        if wait:
+            return _too_many_logins(txn, data, wait)
         if data is None:
             return _html("<p>This sign-in request has expired. Return to the app and start again.</p>", 400)
-        user = s.users.authenticate(request.form.get("username", ""), request.form.get("password", ""))
+        result = sign_in(s.users, s.mfa, username, request.form.get("password", ""), request.form.get("otp", ""))
+        user = result.user
         if user is None:
-            return _login_page(txn, data, "The username or password is not right.", 401)
-        if s.mfa.required(user) and not s.mfa.verify(user, request.form.get("otp", "")):
-            return _login_page(txn, data, "The one-time code is not right.", 401)
+            return _login_page(txn, data, result.message, 401)
         sid = secrets.token_urlsafe(32)
         s.store.put(f"session:{sid}", {"user_pk": user.pk}, SESSION_IDLE)
         resp = _consent_page(txn, data, user)
@@ -148,6 +192,9 @@ def make_blueprint() -> Blueprint:
         data = s.store.take(f"txn:{txn}") if user else None
         if data is None or user is None:
             return _html("<p>This request has expired or you are signed out. Return to the app.</p>", 400)
+        if request.form.get("decision") == "allow" and picker.needs_patient(data, user):
+            s.store.put(f"txn:{txn}", data, TXN_TTL)  # no consent to launch/patient before a patient is chosen
+            return _picker_page(txn, data)
         req = stored_request(data["uri"], data["params"])
         try:
             grant = server.get_consent_grant(req, end_user=user)
@@ -166,13 +213,49 @@ def make_blueprint() -> Blueprint:
             context["patient"] = user.patient
         if user.role == "patient" and user.patient:
             context["patient"] = user.patient  # a patient only ever gets their own record
+        if scopes.has("online_access") and not scopes.has("offline_access"):
+            context[SESSION_KEY] = request.cookies.get(SESSION_COOKIE)  # the refresh token ends with the session
         req.granted_scope = " ".join(granted)
         req.smart_context = context
         out = server.create_authorization_response(req, grant_user=user, grant=grant)
         return out
 
+    @bp.post("/auth/logout")
+    def logout() -> Response:
+        """End the sign-in session: ``online_access`` refresh tokens bound to it stop working."""
+        sid = request.cookies.get(SESSION_COOKIE)
+        if sid:
+            _server().services.store.delete(f"session:{sid}")
+        resp = _html("<p>You are signed out.</p>")
+        resp.delete_cookie(SESSION_COOKIE)
+        return resp
+
+    @bp.route("/auth/select-patient", methods=["GET", "POST"])
+    def select_patient() -> Response:
+        """The provider's patient picker (standalone ``launch/patient``): search by name, then choose."""
+        s = _server().services
+        user = _session_user()
+        txn = request.values.get("txn", "")
+        data = s.store.get(f"txn:{txn}") if user else None
+        if data is None or user is None:
+            return _html("<p>This request has expired or you are signed out. Return to the app.</p>", 400)
+        if request.method == "GET":
+            name = request.args.get("name", "").strip()[:100]
+            found = picker.find_patients(name, user, request.remote_addr, request.user_agent.string) if name else None
+            return _picker_page(txn, data, name=name, patients=found)
+        chosen = request.form.get("patient", "")
+        if not chosen or not picker.may_choose(chosen, user):
+            return _picker_page(txn, data, error="Choose a patient from the search results.")
+        data["context"] = {**data.get("context", {}), "patient": chosen}
+        s.store.put(f"txn:{txn}", data, TXN_TTL)
+        return _consent_page(txn, data, user)
+
     @bp.post("/auth/token")
     def token() -> Response:
+        wait = _throttle().token(request.remote_addr or "", _token_client_id())
+        if wait:
+            return _cors(_json({"error": "invalid_request", "error_description": "too many requests"}, 429,
+                               {**NO_STORE, "Retry-After": str(wait)}))
         resp: Response = _server().create_token_response()
         resp.headers.update(NO_STORE)
         return _cors(resp)

@@ -7,10 +7,11 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+import pyotp
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -28,12 +29,37 @@ REDIRECT = "https://app.example/cb"
 TOKEN_URL = f"{BASE}/auth/token"
 
 
+class Clock:
+    """The clock of lock-out and TOTP checks: starts at real time and moves only when a test says so."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 @dataclass
 class Env:
     app: Flask
     client: FlaskClient
     auth: AuthServices
     backend_key: ECKey
+    clock: Clock = field(default_factory=Clock)
+    totp: dict[str, str] = field(default_factory=dict)  # username -> TOTP secret of enrolled test users
+
+
+def otp_for(env: Env, username: str) -> str:
+    """A fresh, valid one-time code for ``username`` ("" without TOTP): moves the clock one step on so
+    every call gives an unused code (codes are single-use)."""
+    secret = env.totp.get(username)
+    if secret is None:
+        return ""
+    env.clock.advance(30)
+    return pyotp.TOTP(secret).generate_otp(int(env.clock() // 30))
 
 
 def make_env(database_url: str, store: Any = None) -> Env:
@@ -50,8 +76,13 @@ def make_env(database_url: str, store: Any = None) -> Env:
     auth.clients.add("backend", client_type="asymmetric", jwks={"keys": [key.as_dict(private=False)]},
                      scope="system/*.rs launch")
     auth.users.add("pat", "correct horse", "patient", patient="p1")
-    auth.users.add("doc", "correct horse", "physician", fhir_user="Practitioner/d1")
-    return Env(app, app.test_client(), auth, key)
+    doc = auth.users.add("doc", "correct horse", "physician", fhir_user="Practitioner/d1")  # TOTP: role requires it
+    e = Env(app, app.test_client(), auth, key)
+    auth.users.clock = e.clock
+    auth.mfa.clock = e.clock  # type: ignore[attr-defined]
+    assert doc.totp_secret
+    e.totp["doc"] = doc.totp_secret
+    return e
 
 
 @pytest.fixture
@@ -95,7 +126,8 @@ def get_code(env: Env, params: dict[str, str], username: str = "pat", method: st
         c.post("/fhir/auth/authorize", data=params)
     assert resp.status_code == 200, resp.get_data(as_text=True)
     txn = txn_of(resp.get_data(as_text=True))
-    resp = c.post("/fhir/auth/login", data={"txn": txn, "username": username, "password": "correct horse", "otp": ""})
+    resp = c.post("/fhir/auth/login", data={"txn": txn, "username": username, "password": "correct horse",
+                                             "otp": otp_for(env, username)})
     assert resp.status_code == 200, resp.get_data(as_text=True)
     page = resp.get_data(as_text=True)
     chosen = scopes if scopes is not None else re.findall(r'name="scope" value="([^"]+)"', page)
@@ -125,3 +157,23 @@ def backend_token(env: Env, scope: str = "system/*.rs", **claims: Any) -> Any:
         "grant_type": "client_credentials", "scope": scope,
         "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
         "client_assertion": assertion(env, **claims)})
+
+
+def begin_login(env: Env) -> str:
+    """Start an authorization request and return the pending transaction the login form posts back."""
+    _, challenge = pkce()
+    resp = env.client.get("/fhir/auth/authorize", query_string=auth_params(challenge))
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    return txn_of(resp.get_data(as_text=True))
+
+
+def post_login(env: Env, txn: str, username: str, password: str = "correct horse", otp: str = "",
+               ip: str = "127.0.0.1") -> Any:
+    return env.client.post("/fhir/auth/login", data={"txn": txn, "username": username, "password": password,
+                                                     "otp": otp}, environ_base={"REMOTE_ADDR": ip})
+
+
+def page_error(resp: Any) -> str | None:
+    """The error message the login page shows, if any."""
+    m = re.search(r'<p class="error" role="alert">(.*?)</p>', resp.get_data(as_text=True), re.S)
+    return m.group(1) if m else None
