@@ -37,14 +37,14 @@ class AccessPolicy(Protocol):
     def check(self, ctx: RequestContext, interaction: str, resource_type: str | None) -> None:
         """Raise Forbidden (or Unauthorized) if ``interaction`` on ``resource_type`` is not allowed."""
 
-    def can_see(self, ctx: RequestContext, resource: dict[str, Any]) -> bool:
-        """Whether ``resource`` may be returned to (or written by) this requester."""
+    def can_see(self, ctx: RequestContext, resource: dict[str, Any], interaction: str = "read") -> bool:
+        """Whether ``resource`` may be returned to (or written by) this requester in ``interaction``."""
 
     def shape(self, ctx: RequestContext, resource: dict[str, Any]) -> dict[str, Any]:
         """The resource reduced to the fields this requester may see (minimum necessary)."""
 
     def scope(self, ctx: RequestContext, rtype: ColumnElement[Any], pk: ColumnElement[Any],
-              fid: ColumnElement[Any]) -> ColumnElement[bool] | None:
+              fid: ColumnElement[Any], interaction: str = "search-type") -> ColumnElement[bool] | None:
         """A SQL condition over a resource's type, pk and id limiting what searches/history match."""
 
     def restore_hidden(self, ctx: RequestContext, new: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
@@ -52,24 +52,26 @@ class AccessPolicy(Protocol):
 
 
 class AllowAll:
+    """The identity policy: everything allowed, nothing hidden."""
+
     def check(self, ctx: RequestContext, interaction: str, resource_type: str | None) -> None:
         return None
 
-    def can_see(self, ctx: RequestContext, resource: dict[str, Any]) -> bool:
+    def can_see(self, ctx: RequestContext, resource: dict[str, Any], interaction: str = "read") -> bool:
         return True
 
     def shape(self, ctx: RequestContext, resource: dict[str, Any]) -> dict[str, Any]:
         return resource
 
     def scope(self, ctx: RequestContext, rtype: ColumnElement[Any], pk: ColumnElement[Any],
-              fid: ColumnElement[Any]) -> ColumnElement[bool] | None:
+              fid: ColumnElement[Any], interaction: str = "search-type") -> ColumnElement[bool] | None:
         return None
 
     def restore_hidden(self, ctx: RequestContext, new: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
         return new
 
 
-class DenyTypes:
+class DenyTypes(AllowAll):
     """Denies every interaction on the given types; a simple real policy for tests and lock-downs."""
 
     def __init__(self, *types: str) -> None:
@@ -79,15 +81,9 @@ class DenyTypes:
         if resource_type in self.types:
             raise Forbidden(f"{interaction} on {resource_type} is not permitted")
 
-    def can_see(self, ctx: RequestContext, resource: dict[str, Any]) -> bool:
+    def can_see(self, ctx: RequestContext, resource: dict[str, Any], interaction: str = "read") -> bool:
         return resource.get("resourceType") not in self.types
 
-    def shape(self, ctx: RequestContext, resource: dict[str, Any]) -> dict[str, Any]:
-        return resource
-
     def scope(self, ctx: RequestContext, rtype: ColumnElement[Any], pk: ColumnElement[Any],
-              fid: ColumnElement[Any]) -> ColumnElement[bool] | None:
+              fid: ColumnElement[Any], interaction: str = "search-type") -> ColumnElement[bool] | None:
         return rtype.not_in(sorted(self.types))
-
-    def restore_hidden(self, ctx: RequestContext, new: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
-        return new

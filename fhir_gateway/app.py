@@ -24,6 +24,7 @@ from fhir_gateway.crypto.keyring import KeyRing
 from fhir_gateway.crypto.kms import load_kms
 from fhir_gateway.observability import configure_logging, request_log
 from fhir_gateway.policy import PatientCompartment, RolePolicy, load_roles
+from fhir_gateway.policy.granular import GranularFilters
 from fhir_gateway.rest import security_headers
 from fhir_gateway.rest.context import FhirServices, Validator
 from fhir_gateway.rest.http import make_blueprint, register_error_pages
@@ -90,7 +91,8 @@ def audit_chain_key(master: bytes) -> bytes:
 
 def default_policy(settings: Settings, extractor: IndexExtractor) -> AccessPolicy:
     """The role table and patient compartment; with TELEHUB_AUTH=off a request without a role has full access."""
-    return RolePolicy(load_roles(), PatientCompartment(extractor), open_without_role=settings.auth == "off")
+    return RolePolicy(load_roles(), PatientCompartment(extractor),
+                      granular=GranularFilters(extractor.registry, extractor), open_without_role=settings.auth == "off")
 
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Connection, Table
+from sqlalchemy.sql.expression import FromClause
 
 from fhir_gateway.access import AccessPolicy, RequestContext
 from fhir_gateway.errors import Gone, InvalidRequest, NotFound, UnknownResourceType
@@ -76,17 +77,19 @@ class Interaction:
             raise Gone(f"{rtype}/{fid} was deleted", expression=[rtype])
         return stored
 
-    def visible(self, resource: dict[str, Any]) -> bool:
-        return self.services.access.can_see(self.ctx, resource)
+    def visible(self, resource: dict[str, Any], interaction: str | None = None) -> bool:
+        """Whether ``resource`` may be returned; ``interaction`` defaults to this request's own."""
+        return self.services.access.can_see(self.ctx, resource, interaction or self.interaction or "read")
 
     def shape(self, resource: dict[str, Any]) -> dict[str, Any]:
         """The fields of ``resource`` this requester may see (minimum necessary)."""
         return self.services.access.shape(self.ctx, resource)
 
-    def scope(self, table: Table) -> ColumnElement[bool] | None:
+    def scope(self, table: Table | FromClause) -> ColumnElement[bool] | None:
         """The access policy's SQL scope over ``resource`` or ``resource_version`` rows."""
         pk = table.c.resource_pk if "resource_pk" in table.c else table.c.pk
-        return self.services.access.scope(self.ctx, table.c.rtype, pk, table.c.fid)
+        return self.services.access.scope(self.ctx, table.c.rtype, pk, table.c.fid,
+                                          self.interaction or "search-type")
 
     def base(self) -> str:
         return self.services.settings.fhir_base

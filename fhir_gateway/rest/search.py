@@ -51,15 +51,15 @@ def _links(it: Interaction, path: str, req: FhirRequest, result: SearchResult) -
 def search_type(it: Interaction, req: FhirRequest, rtype: str) -> FhirResponse:
     service = it.services.search
     request = service.parse(rtype, req.params, lenient=lenient(req))
-    result = service.execute(it.conn, request, it.scope(resource))
+    result = service.execute(it.conn, request, it.scope(resource), inner_scope=it.scope)
     base = it.base()
     entries: list[dict[str, Any]] = []
     for stored in result.matches:
         if stored.resource is not None and it.visible(stored.resource):
             entries.append({"fullUrl": f"{base}/{stored.rtype}/{stored.fid}",
                             "resource": _shape(it.shape(stored.resource), request), "search": {"mode": "match"}})
-    for stored in result.included:
-        if stored.resource is not None and it.visible(stored.resource):
+    for stored in result.included:  # an included resource is read, not searched: its type's read scopes apply
+        if stored.resource is not None and it.visible(stored.resource, "read"):
             entries.append({"fullUrl": f"{base}/{stored.rtype}/{stored.fid}", "resource": it.shape(stored.resource),
                             "search": {"mode": "include"}})
     if request.ignored:

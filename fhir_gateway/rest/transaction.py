@@ -26,6 +26,7 @@ from fhir_gateway.rest.messages import FhirRequest, FhirResponse
 from fhir_gateway.rest.write import resource_body
 from fhir_gateway.storage.references import missing_references
 from fhir_gateway.storage.repository import new_id
+from fhir_gateway.storage.tables import resource as resource_table
 
 ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 STATUS_TEXT = {200: "200 OK", 201: "201 Created", 204: "204 No Content", 304: "304 Not Modified"}
@@ -163,6 +164,11 @@ def _check_references(it: Interaction, entries: list[Entry]) -> None:
                                         "exist", code="not-found"))
 
 
+def _scoped(it: Interaction) -> dict[str, Any]:
+    """Conditional matches see only what the requester may see (no probing through ifNoneExist or references)."""
+    return {"scope": it.scope(resource_table), "inner_scope": it.scope}
+
+
 def _assign(it: Interaction, entry: Entry, mapping: dict[str, str], keep_uuid_ids: bool = False) -> None:
     """Decide the id each POST/PUT entry will get, and map its fullUrl to it."""
     segments = entry.path.split("/") if entry.path else []
@@ -170,7 +176,7 @@ def _assign(it: Interaction, entry: Entry, mapping: dict[str, str], keep_uuid_id
         rtype = it.require_type(segments[0])
         if entry.headers.get("if-none-exist"):
             query = parse_qsl(entry.headers["if-none-exist"].split("?", 1)[-1], keep_blank_values=True)
-            matches = it.services.search.find(it.conn, rtype, query, limit=2)
+            matches = it.services.search.find(it.conn, rtype, query, limit=2, **_scoped(it))
             if len(matches) > 1:
                 raise MultipleMatches("ifNoneExist matched more than one resource")
             if matches:
@@ -180,7 +186,7 @@ def _assign(it: Interaction, entry: Entry, mapping: dict[str, str], keep_uuid_id
             entry.assigned = f"{rtype}/{uuid_id if keep_uuid_ids and uuid_id else new_id()}"
     elif entry.method == "PUT" and len(segments) == 1 and entry.params:
         rtype = it.require_type(segments[0])
-        matches = it.services.search.find(it.conn, rtype, entry.params, limit=2)
+        matches = it.services.search.find(it.conn, rtype, entry.params, limit=2, **_scoped(it))
         if len(matches) > 1:
             raise MultipleMatches("conditional update matched more than one resource")
         if matches:
@@ -230,7 +236,8 @@ def _resolve_reference(it: Interaction, ref: str, mapping: dict[str, str]) -> st
     if "?" in ref and not ref.startswith(("http://", "https://", "#", "urn:")):
         rtype, query = ref.split("?", 1)
         it.require_type(rtype)
-        matches = it.services.search.find(it.conn, rtype, parse_qsl(query, keep_blank_values=True), limit=2)
+        matches = it.services.search.find(it.conn, rtype, parse_qsl(query, keep_blank_values=True), limit=2,
+                                          **_scoped(it))
         if len(matches) != 1:
             raise PreconditionFailed(
                 f"conditional reference to {rtype} matched {'no' if not matches else 'more than one'} resource")

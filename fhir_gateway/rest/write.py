@@ -41,7 +41,8 @@ def _keep_hidden(it: Interaction, body: dict[str, Any], rtype: str, fid: str) ->
 def conditional_matches(it: Interaction, rtype: str, query: list[tuple[str, str]]) -> list[StoredResource]:
     if not query:
         raise InvalidRequest("a conditional interaction needs search parameters")
-    return it.services.search.find(it.conn, rtype, query, limit=2, scope=it.scope(resource))
+    return it.services.search.find(it.conn, rtype, query, limit=2, scope=it.scope(resource),
+                                   inner_scope=it.scope)
 
 
 def create(it: Interaction, req: FhirRequest, rtype: str) -> FhirResponse:

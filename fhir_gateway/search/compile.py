@@ -80,20 +80,27 @@ from fhir_gateway.storage.tables import INDEX_TABLES, idx_reference, idx_token, 
 __all__ = ["count_query", "match_query"]
 
 
-def match_query(registry: SearchRegistry, request: SearchRequest, hasher: IndexHasher | None = None) -> Select[Any]:
+# The access policy's SQL scope for a resource table (or alias): applied inside chains and ``_has`` so a
+# search cannot test criteria against resources the requester may not see.
+InnerScope = Callable[[FromClause], Predicate | None]
+
+
+def match_query(registry: SearchRegistry, request: SearchRequest, hasher: IndexHasher | None = None,
+                inner_scope: InnerScope | None = None) -> Select[Any]:
     """``SELECT resource.pk`` of the current, non-deleted matches, ordered by ``_sort`` then ``resource.pk``.
 
     No LIMIT: the repository adds ``LIMIT count OFFSET request.offset``.
     """
-    compiler = _Compiler(registry, hasher or PlainIndexHasher())
+    compiler = _Compiler(registry, hasher or PlainIndexHasher(), inner_scope)
     compiler.check_sort(request.sort, request.types)
     return (select(resource.c.pk).where(*compiler.where(request, resource))
             .order_by(*sort_clauses(request.sort, resource), resource.c.pk))
 
 
-def count_query(registry: SearchRegistry, request: SearchRequest, hasher: IndexHasher | None = None) -> Select[Any]:
+def count_query(registry: SearchRegistry, request: SearchRequest, hasher: IndexHasher | None = None,
+                inner_scope: InnerScope | None = None) -> Select[Any]:
     """``SELECT count(*)`` of the matches (for ``_total=accurate`` and ``_summary=count``)."""
-    compiler = _Compiler(registry, hasher or PlainIndexHasher())
+    compiler = _Compiler(registry, hasher or PlainIndexHasher(), inner_scope)
     return select(func.count()).select_from(resource).where(*compiler.where(request, resource))
 
 
@@ -138,6 +145,7 @@ def _table(crit: Criterion, blind: bool) -> Table:
 class _Compiler:
     registry: SearchRegistry
     hasher: IndexHasher
+    inner_scope: InnerScope | None = None
     blind: BlindIndexer | None = field(init=False)
 
     def __post_init__(self) -> None:
@@ -336,18 +344,23 @@ class _Compiler:
         for target_type, inner in crit.links:
             tgt = self._alias(resource)
             fids = select(tgt.c.fid).where(tgt.c.rtype == target_type, tgt.c.deleted == false(),
-                                           self.clause(inner, tgt))
+                                           self.clause(inner, tgt), *self._visible(tgt))
             branches.append(and_(ref.c.target_type == target_type, ref.c.target_id.in_(fids)))
         sub = select(ref.c.resource_pk).where(_scope(ref, crit.resource_types), ref.c.param == crit.param.code,
                                               or_(*branches))
         return res.c.pk.in_(sub)
+
+    def _visible(self, alias: FromClause) -> list[Predicate]:
+        """The requester's access scope over a chained or ``_has`` resource alias (nothing when unscoped)."""
+        cond = self.inner_scope(alias) if self.inner_scope is not None else None
+        return [cond] if cond is not None else []
 
     def _has(self, crit: HasCriterion, res: FromClause) -> Predicate:
         """``_has:S:ref:x=v``: this resource's id is the target of ``ref`` in a live ``S`` matching ``x=v``."""
         ref = self._alias(idx_reference)
         src = self._alias(resource)
         sources = select(src.c.pk).where(src.c.rtype == crit.source_type, src.c.deleted == false(),
-                                         self.clause(crit.inner, src))
+                                         self.clause(crit.inner, src), *self._visible(src))
         sub = select(ref.c.target_id).where(ref.c.rtype == crit.source_type, ref.c.param == crit.param.code,
                                             ref.c.target_type == crit.resource_types[0],
                                             ref.c.resource_pk.in_(sources))

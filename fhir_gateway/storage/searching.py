@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, Connection, func, select
 
 from fhir_gateway.search import compile as search_compile
 from fhir_gateway.search import includes as search_includes
+from fhir_gateway.search.compile import InnerScope
 from fhir_gateway.search.hashing import IndexHasher
 from fhir_gateway.search.parse import parse_search
 from fhir_gateway.search.query_model import IncludeSpec, SearchRequest
@@ -49,18 +50,20 @@ class SearchService:
                             base_url=self.settings.fhir_base)
 
     def find(self, conn: Connection, rtype: str, params: list[tuple[str, str]], *, limit: int = 2,
-             scope: ColumnElement[bool] | None = None) -> list[StoredResource]:
+             scope: ColumnElement[bool] | None = None, inner_scope: InnerScope | None = None,
+             ) -> list[StoredResource]:
         """Resources matching a conditional-interaction query (strict: unknown parameters are an error)."""
         request = self.parse(rtype, params)
-        stmt = search_compile.match_query(self.registry, request, self.hasher).limit(limit)
+        stmt = search_compile.match_query(self.registry, request, self.hasher, inner_scope).limit(limit)
         if scope is not None:
             stmt = stmt.where(scope)
         pks = [int(row[0]) for row in conn.execute(stmt)]
         return self.repository.load(conn, pks)
 
-    def execute(self, conn: Connection, request: SearchRequest,
-                scope: ColumnElement[bool] | None = None) -> SearchResult:
-        """Run a search; ``scope`` (from the access policy) limits matches and totals alike."""
+    def execute(self, conn: Connection, request: SearchRequest, scope: ColumnElement[bool] | None = None,
+                inner_scope: InnerScope | None = None) -> SearchResult:
+        """Run a search; ``scope`` (from the access policy) limits matches and totals alike, ``inner_scope``
+        the resources chains and ``_has`` look at."""
         count = request.count if request.count is not None else self.settings.default_page_size
         snapshot = request.snapshot
         if snapshot is None:
@@ -68,13 +71,13 @@ class SearchService:
             request = replace(request, snapshot=snapshot)
         total: int | None = None
         if request.total in ("accurate", "estimate") or request.summary == "count":
-            count_stmt = search_compile.count_query(self.registry, request, self.hasher)
+            count_stmt = search_compile.count_query(self.registry, request, self.hasher, inner_scope)
             if scope is not None:
                 count_stmt = count_stmt.where(scope)
             total = int(conn.execute(count_stmt).scalar_one())
         if request.summary == "count" or count == 0:
             return SearchResult([], [], total, snapshot, request.offset, count, False)
-        stmt = search_compile.match_query(self.registry, request, self.hasher)
+        stmt = search_compile.match_query(self.registry, request, self.hasher, inner_scope)
         if scope is not None:
             stmt = stmt.where(scope)
         rows = conn.execute(stmt.limit(count + 1).offset(request.offset)).all()
