@@ -106,4 +106,4 @@ clean:
 	  -type d -name __pycache__ -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) tests/e2e/js/node_modules
