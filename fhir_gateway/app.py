@@ -25,7 +25,7 @@ from fhir_gateway.crypto.kms import load_kms
 from fhir_gateway.observability import configure_logging, request_log
 from fhir_gateway.policy import PatientCompartment, RolePolicy, load_roles
 from fhir_gateway.policy.granular import GranularFilters
-from fhir_gateway.rest import security_headers
+from fhir_gateway.rest import cors, security_headers
 from fhir_gateway.rest.context import FhirServices, Validator
 from fhir_gateway.rest.http import make_blueprint, register_error_pages
 from fhir_gateway.search.extract import IndexExtractor
@@ -108,6 +108,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     if services.audit is not None:
         audit_auth_endpoints(app, services.audit, services.repository)
     app.register_blueprint(make_blueprint(), url_prefix="/fhir")
+    cors.init_app(app, "/fhir")
     register_error_pages(app)
 
     @app.get("/healthz")

@@ -146,11 +146,6 @@ def test_login_page_styles_are_not_blocked_by_its_csp(page: Any, live: Live) -> 
     assert "system-ui" in page.evaluate("getComputedStyle(document.body).fontFamily")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "server bug: the FHIR API (fhir_gateway/rest/http.py) sends no CORS headers and answers no OPTIONS "
-    "preflight although the CapabilityStatement says rest.security.cors=true; a browser app on another "
-    "origin gets its token (the auth endpoints send Access-Control-Allow-Origin: *) but cannot read a "
-    "resource with it (Authorization header -> preflight -> blocked)"))
 def test_app_on_another_origin_can_read_with_its_token(page: Any, live: Live) -> None:
     client_id = "e2e-js-elsewhere"
     live.auth.clients.add(client_id, client_type="public", name="E2E browser app",
