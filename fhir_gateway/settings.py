@@ -41,6 +41,9 @@ class Settings:
     encryption: bool = True
     blind_indexes: bool = True
     audit: bool = True
+    # SMART tokens (issue 4): access-token lifetimes in seconds
+    token_lifetime_user: int = 3600
+    token_lifetime_backend: int = 300
     extra: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> Settings:
@@ -51,6 +54,8 @@ class Settings:
             raise SettingsError("TELEHUB_AUTH=off is refused when TELEHUB_ENV=prod")
         if self.env == "prod" and not (self.encryption and self.blind_indexes and self.audit):
             raise SettingsError("encryption, blind indexes and audit cannot be turned off when TELEHUB_ENV=prod")
+        if not (60 <= self.token_lifetime_user <= 86400 and 30 <= self.token_lifetime_backend <= 3600):
+            raise SettingsError("token lifetimes: users 60-86400 s, backend services 30-3600 s")
         if self.max_body_bytes < 1024:
             raise SettingsError("TELEHUB_MAX_BODY_BYTES must be at least 1024")
         return self

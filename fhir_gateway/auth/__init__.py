@@ -28,7 +28,7 @@ from fhir_gateway.auth.registration import make_registration_blueprint
 from fhir_gateway.auth.scopes import Interaction, ScopeSet, parse_scopes
 from fhir_gateway.auth.server import AuthServices, SmartAuthorizationServer, build_server
 from fhir_gateway.auth.store import EphemeralStore, make_store
-from fhir_gateway.auth.tokens import TokenClaims, TokenService
+from fhir_gateway.auth.tokens import BACKEND_LIFETIME, USER_LIFETIME, TokenClaims, TokenService
 from fhir_gateway.auth.users import MfaVerifier, UserStore
 from fhir_gateway.auth.views import EXT, make_blueprint
 
@@ -56,9 +56,11 @@ def build_services(settings: Any, engine: Engine, *, key_provider: KeyProvider |
         keys.ensure()
     users = UserStore(engine, provider)  # the provider also seals TOTP secrets
     store = store or make_store(getattr(settings, "redis_url", None))
+    tokens = TokenService(engine, keys, users, issuer,
+                          user_lifetime=getattr(settings, "token_lifetime_user", USER_LIFETIME),
+                          backend_lifetime=getattr(settings, "token_lifetime_backend", BACKEND_LIFETIME))
     return AuthServices(engine=engine, issuer=issuer, clients=ClientStore(engine, fetch_jwks), users=users,
-                        keys=keys, tokens=TokenService(engine, keys, users, issuer), store=store,
-                        mfa=mfa or TotpMfa(users))
+                        keys=keys, tokens=tokens, store=store, mfa=mfa or TotpMfa(users))
 
 
 def init_app(app: Flask, settings: Any, engine: Engine, *, key_provider: KeyProvider | None = None,

@@ -15,6 +15,7 @@ from typing import Any
 from joserfc.errors import JoseError
 from sqlalchemy import Engine, insert, select, update
 
+from fhir_gateway.auth import style
 from fhir_gateway.auth.errors import InvalidTokenError
 from fhir_gateway.auth.keys import SigningKeys
 from fhir_gateway.auth.passwords import token_hash
@@ -132,6 +133,7 @@ class TokenService:
         body.update(context)
         if user is not None:
             body.setdefault("need_patient_banner", bool(context.get("need_patient_banner", False)))
+            body.setdefault("smart_style_url", self.issuer + style.PATH)
         refresh_token = None
         refresh_expires = None
         if refresh and user is not None and (scopes.has("offline_access") or scopes.has("online_access")):

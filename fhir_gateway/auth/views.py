@@ -9,7 +9,7 @@ import orjson
 from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Error
 from flask import Blueprint, Response, current_app, request
 
-from fhir_gateway.auth import picker, ratelimit
+from fhir_gateway.auth import picker, ratelimit, style
 from fhir_gateway.auth.discovery import openid_configuration, smart_configuration
 from fhir_gateway.auth.errors import InvalidTokenError
 from fhir_gateway.auth.launch import LaunchError, Launches, validate_context
@@ -125,6 +125,10 @@ def make_blueprint() -> Blueprint:
     @bp.get("/.well-known/openid-configuration")
     def openid_config() -> Response:
         return _cors(_json(openid_configuration(_server())))
+
+    @bp.get(style.PATH)
+    def smart_style() -> Response:
+        return _cors(_json(style.STYLE, headers={"Cache-Control": "public, max-age=3600"}))
 
     @bp.get("/auth/jwks")
     def jwks() -> Response:

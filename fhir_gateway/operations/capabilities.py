@@ -113,7 +113,8 @@ def capability_statement(base: str, registry: SearchRegistry,
 
 def smart_security(base: str) -> dict[str, Any]:
     """``rest.security`` with the SMART ``oauth-uris`` extension (the Python fhirclient discovers through it)."""
-    uris = [{"url": name, "valueUri": f"{base}/auth/{name}"} for name in ("authorize", "token", "introspect", "revoke")]
+    names = ("authorize", "token", "register", "introspect", "revoke")
+    uris = [{"url": name, "valueUri": f"{base}/auth/{name}"} for name in names]
     return {
         "cors": True,
         "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service",

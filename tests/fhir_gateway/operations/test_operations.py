@@ -28,7 +28,7 @@ def test_capability_statement_is_generated_from_registries(fhir: Fhir) -> None:
     assert "MedicationRequest:medication" in by_type["MedicationRequest"]["searchInclude"]
     oauth = rest["security"]["extension"][0]
     assert oauth["url"] == "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
-    assert {e["url"] for e in oauth["extension"]} == {"authorize", "token", "introspect", "revoke"}
+    assert {e["url"] for e in oauth["extension"]} == {"authorize", "token", "register", "introspect", "revoke"}
 
 
 def test_validate_operation(fhir: Fhir) -> None:
