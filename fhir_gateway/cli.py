@@ -116,21 +116,28 @@ def import_(paths: tuple[Path, ...], on_error: str, batch_size: int, restart: bo
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
-def demo(host: str, port: int) -> None:
-    """Run the hub with embedded defaults (SQLite under ./var, no Redis), seeded with demo data."""
+@click.option("--reset-demo-users", is_flag=True, help="Give the demo users new passwords and TOTP secrets.")
+def demo(host: str, port: int, reset_demo_users: bool = False) -> None:
+    """Run the hub with embedded defaults (SQLite under ./var, no Redis), seeded with demo data and
+    demo users, with the sandbox EHR at /sandbox. Development only: refused with TELEHUB_ENV=prod."""
     os.environ.setdefault("TELEHUB_ENV", "dev")
-    os.environ.setdefault("TELEHUB_AUTH", "off")
+    os.environ.setdefault("TELEHUB_AUTH", "smart")
     os.environ.setdefault("TELEHUB_BASE_URL", f"http://{host}:{port}/fhir")
     settings = _settings()
-    from fhir_gateway.demo import seed_demo_data
+    if settings.env == "prod":
+        raise click.ClickException("telehub demo is for development: it is refused when TELEHUB_ENV=prod "
+                                   "(use telehub serve)")
+    from fhir_gateway.demo import banner, origin_of, seed_demo_data, seed_demo_users, serve_demo
+    from fhir_gateway.storage.engine import make_engine
+    from fhir_gateway.storage.migrate import upgrade
 
+    upgrade(make_engine(settings.database_url))
     seeded = seed_demo_data(settings)
     if seeded:
         click.echo(f"seeded {seeded} demo resources")
-    click.echo(f"Telehub FHIR API on http://{host}:{port}/fhir  (metadata: /fhir/metadata)")
-    ctx = click.get_current_context()
-    ctx.invoke(serve, host=host, port=port, workers=1, threads=2, dev=False, tls_cert=None, tls_key=None,
-               tls_min_version="tls1.2")
+    users = seed_demo_users(settings, reset=reset_demo_users)
+    click.echo(banner(origin_of(settings), users))
+    serve_demo(host, port)
 
 
 def _register_command_groups() -> None:
