@@ -129,7 +129,7 @@ def run_import(settings: Settings, paths: list[Path], *, on_error: str = "stop",
     from fhir_gateway.app import build_services
 
     services = dataclasses.replace(services or build_services(settings), validator=Validator(r4b_models=False))
-    state = ResumeState(state_dir or Path("var/import-state"))
+    state = ResumeState(state_dir or Path("var/import-state"), target=settings.database_url)
     files = expand(paths)
     if restart:
         for f in files:

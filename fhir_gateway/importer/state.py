@@ -1,8 +1,9 @@
 """Resume state: how many lines of each input file are safely committed.
 
 Stored as one small JSON file per input under ``./var/import-state/``, keyed by
-the file's absolute path, size and modification time, so a changed file starts
-over. Saved only after the database commit it describes; replaying a batch
+the target database and the file's absolute path, size and modification time, so a
+changed file starts over and imports of one file into two databases never share a
+resume point. Saved only after the database commit it describes; replaying a batch
 after a crash between the two is harmless because imports are idempotent.
 """
 from __future__ import annotations
@@ -14,12 +15,14 @@ from pathlib import Path
 
 
 class ResumeState:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, target: str = "") -> None:
+        """``target`` names the database imported into (its URL; only hashed, never stored)."""
         self.directory = directory
+        self.target = target
 
     def _file(self, source: Path) -> Path:
         st = source.stat()
-        key = f"{source.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+        key = f"{self.target}|{source.resolve()}|{st.st_size}|{st.st_mtime_ns}"
         return self.directory / (hashlib.sha256(key.encode()).hexdigest()[:32] + ".json")
 
     def done_lines(self, source: Path) -> int:
