@@ -146,8 +146,9 @@ def _register_command_groups() -> None:
     from fhir_gateway.auth.commands import clients, users
     from fhir_gateway.auth.token_command import token
     from fhir_gateway.crypto.commands import keys
+    from fhir_gateway.upstream.sync_command import sync
 
-    for group in (keys, audit, clients, users, token):
+    for group in (keys, audit, clients, users, token, sync):
         main.add_command(group)
 
 
