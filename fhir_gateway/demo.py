@@ -6,14 +6,18 @@ the hub is then served with the sandbox EHR mounted at /sandbox (:mod:`sandbox_f
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import secrets
 import sys
+import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
 
@@ -137,6 +141,7 @@ def banner(origin: str, users: list[DemoUser]) -> str:
     lines = ["", "Telehub demo (development only: synthetic data; database and dev key under ./var/ by default)",
              f"  FHIR API          {origin}/fhir   (metadata: /fhir/metadata; TELEHUB_AUTH=smart: bearer tokens)",
              f"  Sandbox EHR       {origin}/sandbox   ← start here: pick a patient, launch the launch inspector",
+             f"  SMART app         {origin}/app   (launch \"{APP_NAME}\" from the sandbox as {PHYSICIAN})",
              f"  Flavoured FHIR    {origin}/sandbox/epic/api/FHIR/R4  ·  /sandbox/cerner/r4/<tenant>  ·  "
              "/sandbox/athena/fhir/r4  ·  /sandbox/generic/fhir", "", "  Demo sign-in users:"]
     shown = False
@@ -167,3 +172,104 @@ def serve_demo(host: str, port: int, threads: int = 4) -> None:
     argv = ["granian", "--interface", "wsgi", "--factory", "--host", host, "--port", str(port), "--workers", "1",
             "--blocking-threads", str(threads), "--no-ws", "--log-level", "warning", SANDBOX_FACTORY]
     os.execvp(sys.executable, [sys.executable, "-m", *argv])
+
+
+# ------------------------------------------------------------------ the SMART app (/app) in the demo
+
+APP_CLIENT = "telehub-app"  # the app's launch client (confidential, client_secret_basic)
+APP_BACKEND_CLIENT = "telehub-app-backend"  # the app's backend-services client (private_key_jwt, RS384)
+APP_NAME = "Telehub (virtual visits)"
+DEMO_VISIT_SYSTEM = "urn:telehub:demo-visit"
+
+
+def register_smart_app(auth: Any, *, public_url: str, secret: str, jwks: dict[str, Any], user_scope: str,
+                       backend_scope: str) -> None:
+    """Register (or re-register when anything changed) the app's two clients; the launch client has a launch
+    URI so the sandbox EHR lists it."""
+    from fhir_gateway.auth.clients import ClientError
+
+    base = public_url.rstrip("/")
+    found = auth.clients.get(APP_CLIENT)
+    if found is None or found.redirect_uris != [f"{base}/callback"] or found.scope != user_scope \
+            or found.launch_uri != f"{base}/launch" or not found.check_client_secret(secret):
+        if found is not None:
+            auth.clients.remove(APP_CLIENT)
+        with contextlib.suppress(ClientError):
+            auth.clients.add(APP_CLIENT, client_type="symmetric", secret=secret, name=APP_NAME,
+                             redirect_uris=[f"{base}/callback"], launch_uri=f"{base}/launch", scope=user_scope)
+    if auth.clients.get(APP_BACKEND_CLIENT) is not None:
+        auth.clients.remove(APP_BACKEND_CLIENT)  # a new key each start: nothing private is stored
+    with contextlib.suppress(ClientError):
+        auth.clients.add(APP_BACKEND_CLIENT, client_type="asymmetric", name=f"{APP_NAME} backend", jwks=jwks,
+                         scope=backend_scope)
+
+
+def _demo_visit_times(now: datetime, tz: ZoneInfo) -> tuple[datetime, datetime, datetime]:
+    """(day start, day end, anchor): the anchor is 'now' kept between 08:00 and four hours before midnight."""
+    local = now.astimezone(tz)
+    start = datetime.combine(local.date(), time.min, tz)
+    end = datetime.combine(local.date() + timedelta(days=1), time.min, tz)
+    anchor = max(start + timedelta(hours=8), min(local, end - timedelta(hours=4)))
+    anchor = anchor.replace(minute=anchor.minute - anchor.minute % 15, second=0, microsecond=0)
+    return start, end, anchor
+
+
+def seed_demo_visits(hub_app: Any, *, timezone_name: str = "America/New_York", now: datetime | None = None) -> int:
+    """Today's virtual visits for the demo physician (once a day): done, two waiting, two booked.
+
+    Written through the hub's own FHIR API in-process (one transaction), so the audit trail records them.
+    Returns how many Appointments were created (0 when today already has some or nothing to seed).
+    """
+    import orjson
+
+    now = now or datetime.now(UTC)
+    tz = ZoneInfo(timezone_name)
+    auth = hub_app.extensions["telehub.auth"].services
+    user = auth.users.by_username(PHYSICIAN)
+    if user is None or not user.fhir_user or auth.clients.get(APP_BACKEND_CLIENT) is None:
+        return 0
+    practitioner = user.fhir_user.split("/", 1)[1]
+    token = auth.tokens.issue(client_id=APP_BACKEND_CLIENT, user=None, lifetime=120,
+                              scope="system/Appointment.cruds system/Encounter.cruds system/Patient.rs")["access_token"]
+    client = hub_app.test_client()
+    origin = origin_of(hub_app.extensions["telehub.fhir"].settings)
+    base_path = urlsplit(hub_app.extensions["telehub.fhir"].settings.fhir_base).path.rstrip("/")
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/fhir+json",
+               "Content-Type": "application/fhir+json"}
+    start, end, anchor = _demo_visit_times(now, tz)
+    existing = client.get(f"{base_path}/Appointment", base_url=origin, headers=headers, query_string=[
+        ("practitioner", practitioner), ("date", f"ge{start.isoformat()}"), ("date", f"lt{end.isoformat()}")])
+    patients = client.get(f"{base_path}/Patient", base_url=origin, headers=headers, query_string={"_count": "3"})
+    if existing.status_code != 200 or existing.get_json().get("total", 0) or patients.status_code != 200:
+        return 0
+    people = [e["resource"] for e in patients.get_json().get("entry", [])]
+    if not people:
+        return 0
+    plan = [(-90, "fulfilled", "Follow-up: blood pressure", None), (15, "arrived", "Cough and fever for 3 days", 12),
+            (30, "arrived", "Medication review", 4), (60, "booked", "Annual wellness check-in", None),
+            (120, "booked", "Lab results discussion", None)]
+    entries = []
+    for n, (offset, status, reason, waited) in enumerate(plan):
+        person = people[n % len(people)]
+        visit_start = anchor + timedelta(minutes=offset)
+        full_url = f"urn:uuid:{uuid.uuid4()}"
+        name = " ".join([*person.get("name", [{}])[0].get("given", []), person.get("name", [{}])[0].get("family", "")])
+        entries.append({"fullUrl": full_url, "request": {"method": "POST", "url": "Appointment"}, "resource": {
+            "resourceType": "Appointment", "status": status,
+            "identifier": [{"system": DEMO_VISIT_SYSTEM, "value": f"{start.date().isoformat()}-{n}"}],
+            "serviceType": [{"text": "Video visit"}], "reasonCode": [{"text": reason}],
+            "start": visit_start.isoformat(), "end": (visit_start + timedelta(minutes=20)).isoformat(),
+            "participant": [{"actor": {"reference": f"Patient/{person['id']}", "display": name.strip()},
+                             "status": "accepted"},
+                            {"actor": {"reference": f"Practitioner/{practitioner}"}, "status": "accepted"}]}})
+        if waited is not None:
+            entries.append({"request": {"method": "POST", "url": "Encounter"}, "resource": {
+                "resourceType": "Encounter", "status": "arrived",
+                "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "VR",
+                          "display": "virtual"},
+                "subject": {"reference": f"Patient/{person['id']}"}, "appointment": [{"reference": full_url}],
+                "participant": [{"individual": {"reference": f"Practitioner/{practitioner}"}}],
+                "period": {"start": (now - timedelta(minutes=waited)).isoformat()}}})
+    resp = client.post(f"{base_path}/", base_url=origin, headers=headers,
+                       data=orjson.dumps({"resourceType": "Bundle", "type": "transaction", "entry": entries}))
+    return len(plan) if resp.status_code == 200 else 0
