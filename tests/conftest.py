@@ -27,7 +27,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import psycopg
 import pytest
@@ -212,3 +212,12 @@ def module_database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def headless_browser() -> Iterator[Any]:
+    """One headless Chromium per test process: Playwright's sync API allows a single driver per thread."""
+    from tests.browser import headless_chromium
+
+    with headless_chromium() as browser:
+        yield browser

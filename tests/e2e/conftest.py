@@ -49,7 +49,6 @@ HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
 JS_DIR = HERE / "js"
 FHIRCLIENT_BUNDLE = JS_DIR / "node_modules" / "fhirclient" / "build" / "fhir-client.js"
-CHROMIUM = os.environ.get("TELEHUB_E2E_CHROMIUM", "/usr/bin/chromium")
 PASSWORD = "correct horse battery staple"
 JS_CLIENT = "e2e-js"  # the public browser app (npm fhirclient)
 PY_CLIENT = "e2e-py"  # the confidential Python fhirclient app (client_secret_basic)
@@ -342,24 +341,9 @@ def fhirclient_js() -> Path:
 
 
 @pytest.fixture(scope="session")
-def browser(fhirclient_js: Path) -> Iterator[Any]:
-    """Headless Debian Chromium (/usr/bin/chromium) under Playwright's sync API."""
-    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-        unavailable(f"{CHROMIUM} not found: install Debian's chromium (bash infra/services/ensure-chromium.sh)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("the Python playwright package is not installed (pip install -e '.[dev]')")
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            # No outside network here: keep Chromium from calling home (refused connections, DNS look-ups).
-            args=["--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"])
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+def browser(fhirclient_js: Path, headless_browser: Any) -> Any:
+    """The process's one headless Chromium (tests/conftest.py)."""
+    return headless_browser
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ without it the test skips locally and fails under CI=true (``tests.conftest.unav
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,11 +21,9 @@ from werkzeug.serving import make_server
 from fhir_gateway.app import create_app
 from fhir_gateway.demo import PHYSICIAN, seed_demo_data, seed_demo_users
 from fhir_gateway.settings import Settings
-from tests.conftest import unavailable
 from tests.sandbox_fixtures.conftest import make_settings
 
 pytestmark = pytest.mark.xdist_group("e2e")
-CHROMIUM = os.environ.get("TELEHUB_E2E_CHROMIUM", "/usr/bin/chromium")
 
 
 @dataclass
@@ -70,23 +67,10 @@ def live_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSandb
         hub.extensions["telehub.fhir"].repository.engine.dispose()
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-        unavailable(f"{CHROMIUM} not found: install Debian's chromium (bash infra/services/ensure-chromium.sh)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("the Python playwright package is not installed (pip install -e '.[dev]')")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"])
-        try:
-            yield browser
-        finally:
-            browser.close()
+@pytest.fixture(scope="session")
+def chromium(headless_browser: Any) -> Any:
+    """The process's one headless Chromium (tests/conftest.py)."""
+    return headless_browser
 
 
 def test_sandbox_to_inspector_click_through(chromium: Any, live_sandbox: LiveSandbox) -> None:

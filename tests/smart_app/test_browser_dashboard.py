@@ -8,7 +8,6 @@ and fails under CI=true (``tests.conftest.unavailable``).
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,11 +15,9 @@ from typing import Any
 import pyotp
 import pytest
 
-from tests.conftest import unavailable
 from tests.smart_app.conftest import LiveApp, serve
 
 pytestmark = pytest.mark.xdist_group("e2e")
-CHROMIUM = os.environ.get("TELEHUB_E2E_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "dashboard.png"
 
 
@@ -29,23 +26,10 @@ def live_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
     yield from serve(Path(tmp_path_factory.mktemp("smart-app-browser")))
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-        unavailable(f"{CHROMIUM} not found: install Debian's chromium (bash infra/services/ensure-chromium.sh)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("the Python playwright package is not installed (pip install -e '.[dev]')")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"])
-        try:
-            yield browser
-        finally:
-            browser.close()
+@pytest.fixture(scope="session")
+def chromium(headless_browser: Any) -> Any:
+    """The process's one headless Chromium (tests/conftest.py)."""
+    return headless_browser
 
 
 def _launch(page: Any, live: LiveApp, flavour: str) -> None:
