@@ -146,10 +146,11 @@ def _register_command_groups() -> None:
     from fhir_gateway.auth.commands import clients, users
     from fhir_gateway.auth.token_command import token
     from fhir_gateway.crypto.commands import keys
+    from fhir_gateway.hl7.commands import hl7
     from fhir_gateway.upstream.onboard.command import onboard
     from fhir_gateway.upstream.sync_command import sync
 
-    for group in (keys, audit, clients, users, token, sync, onboard):
+    for group in (keys, audit, clients, users, token, sync, onboard, hl7):
         main.add_command(group)
 
 

@@ -4,7 +4,8 @@ A transaction runs on the caller's single database transaction: every entry
 succeeds or the whole Bundle is rolled back and the client gets one
 OperationOutcome naming the failing entry. Before processing, server ids are
 assigned to POST entries, and ``urn:uuid:`` fullUrls and conditional
-references (``Patient?identifier=…``) are rewritten everywhere in the Bundle.
+references (``Patient?identifier=…``) are rewritten everywhere in the Bundle; conditional
+PATCH entries (``PATCH Patient?identifier=…``) are resolved to their one match first.
 Entries then run in FHIR's order: DELETE, POST, PUT/PATCH, GET/HEAD.
 A batch runs each entry in its own savepoint; failures become entry outcomes.
 """
@@ -107,6 +108,8 @@ def _transaction(it: Interaction, req: FhirRequest, entries: list[Entry], keep_u
     _check_unique_targets(entries)
     for entry in entries:
         try:
+            if entry.method == "PATCH":  # the patch's values may reference other entries' fullUrls
+                entry.resource = _patch_body(entry.resource)
             entry.resource = _rewrite(it, entry.resource, mapping)
         except FhirError as exc:
             raise _fail(entry, exc) from None
@@ -197,10 +200,27 @@ def _assign(it: Interaction, entry: Entry, mapping: dict[str, str], keep_uuid_id
             fid = new_id()
         entry.assigned = f"{rtype}/{fid}"
         entry.path, entry.params = entry.assigned, []
+        if isinstance(entry.resource, dict) and "id" not in entry.resource:  # a body may omit the id
+            entry.resource = {**entry.resource, "id": fid}
+    elif entry.method == "PATCH" and len(segments) == 1 and entry.params:
+        entry.assigned = _conditional_patch_target(it, it.require_type(segments[0]), entry.params)
+        entry.path, entry.params = entry.assigned, []
     elif entry.method in ("PUT", "PATCH", "DELETE") and len(segments) == 2:
         entry.assigned = f"{it.require_type(segments[0])}/{segments[1]}"
     if entry.full_url and entry.assigned:
         mapping[entry.full_url] = entry.assigned
+
+
+def _conditional_patch_target(it: Interaction, rtype: str, params: list[tuple[str, str]]) -> str:
+    """``PATCH Type?query`` (R4 http.html#patch): resolved before processing, like a conditional update,
+    so its fullUrl can be referenced by other entries (an A40 merge links survivor and retired patient).
+    No match is 404, several are 412; the patch then runs against the one match by id."""
+    matches = it.services.search.find(it.conn, rtype, params, limit=2, **_scoped(it))
+    if len(matches) > 1:
+        raise MultipleMatches("the conditional patch matched more than one resource")
+    if not matches:
+        raise NotFound("the conditional patch matched no resource", code="not-found")
+    return f"{rtype}/{matches[0].fid}"
 
 
 def _check_unique_targets(entries: list[Entry]) -> None:
