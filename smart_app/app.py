@@ -57,6 +57,7 @@ def create_app(settings: AppSettings, *, transport: Transport | None = None,
     app.after_request(secure_headers)
     app.context_processor(lambda: {"csp_nonce": nonce})  # feature templates: <style nonce="{{ csp_nonce() }}">
     _mount_scheduling(app, svc)
+    _mount_visits(app, svc)
     if extend is not None:
         extend(app, svc)
     return app
@@ -82,3 +83,24 @@ def _mount_scheduling(app: Flask, svc: AppServices) -> None:
             except LaunchProblem as problem:
                 return problem_page(problem)
         return None
+
+
+def _mount_visits(app: Flask, svc: AppServices) -> None:
+    """The virtual visit (``smart_app.visits``) at /visits: waiting room, console, room, with live updates over
+    Redis pub/sub when configured (several workers agree) or in-process. The blueprint checks its own access:
+    the launched provider's session, or a patient's one-time join link (so no session check here)."""
+    from smart_app.visits.blueprint import make_visits_blueprint
+    from smart_app.visits.events import InProcessBus, RedisBus
+    from smart_app.visits.ports import EventBus
+    from smart_app.visits.service import VisitService, VisitSettings
+    from smart_app.visits.video.base import build
+
+    settings = svc.settings
+    events: EventBus = (RedisBus.from_url(settings.redis_url, prefix=settings.redis_prefix + "visits:")
+                        if settings.redis_url else InProcessBus())
+    video = build("local-webrtc", {})
+    service = VisitService(svc.hub, events, video, VisitSettings(real_visits=settings.env == "prod"))
+    app.register_blueprint(make_visits_blueprint(svc.hub, actor=routes.session_actor, video=video, events=events,
+                                                 service=service, secure_cookies=settings.env == "prod"),
+                           url_prefix="/visits")
+    app.extensions["telehub.app.visits"] = service  # for the no-show sweep job

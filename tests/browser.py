@@ -1,7 +1,10 @@
 """Headless Debian Chromium under Playwright's sync API, shared by every browser test (e2e, sandbox, app).
 
-Tests skip with a clear reason where Chromium or Playwright is absent on a developer's machine, and
-fail under ``CI=true`` (see :func:`tests.conftest.unavailable`).
+Playwright's sync API allows one driver per thread, so a test process starts it once
+(``playwright_driver`` in tests/conftest.py) and launches browsers from it: the shared
+``headless_browser``, or one with extra flags (fake media devices) via :func:`launch`.
+Tests skip with a clear reason where Chromium or Playwright is absent on a developer's machine,
+and fail under ``CI=true`` (see :func:`tests.conftest.unavailable`).
 """
 from __future__ import annotations
 
@@ -19,8 +22,8 @@ QUIET_ARGS = ("--disable-gpu", "--disable-quic", "--no-first-run", "--disable-ba
 
 
 @contextmanager
-def headless_chromium(extra_args: Sequence[str] = ()) -> Iterator[Any]:
-    """A launched Playwright ``Browser`` on /usr/bin/chromium (never a downloaded browser)."""
+def playwright_session() -> Iterator[Any]:
+    """The Playwright driver (sync API), after checking Chromium and the package are there."""
     if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
         unavailable(f"{CHROMIUM} not found: install Debian's chromium (bash infra/services/ensure-chromium.sh)")
     try:
@@ -28,8 +31,14 @@ def headless_chromium(extra_args: Sequence[str] = ()) -> Iterator[Any]:
     except ImportError:
         unavailable("the Python playwright package is not installed (pip install -e '.[dev]')")
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[*QUIET_ARGS, *extra_args])
-        try:
-            yield browser
-        finally:
-            browser.close()
+        yield pw
+
+
+@contextmanager
+def launch(driver: Any, extra_args: Sequence[str] = ()) -> Iterator[Any]:
+    """A headless ``Browser`` on /usr/bin/chromium (never a downloaded browser), closed afterwards."""
+    browser = driver.chromium.launch(executable_path=CHROMIUM, headless=True, args=[*QUIET_ARGS, *extra_args])
+    try:
+        yield browser
+    finally:
+        browser.close()

@@ -215,9 +215,18 @@ def module_database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest
 
 
 @pytest.fixture(scope="session")
-def headless_browser() -> Iterator[Any]:
-    """One headless Chromium per test process: Playwright's sync API allows a single driver per thread."""
-    from tests.browser import headless_chromium
+def playwright_driver() -> Iterator[Any]:
+    """Playwright's sync driver, once per test process (it allows a single driver per thread)."""
+    from tests.browser import playwright_session
 
-    with headless_chromium() as browser:
+    with playwright_session() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def headless_browser(playwright_driver: Any) -> Iterator[Any]:
+    """One shared headless Chromium per test process."""
+    from tests.browser import launch
+
+    with launch(playwright_driver) as browser:
         yield browser

@@ -19,7 +19,7 @@ from smart_app.visits.blueprint import make_visits_blueprint
 from smart_app.visits.events import InProcessBus
 from smart_app.visits.ports import Actor
 from smart_app.visits.video.local import LocalWebRTCProvider
-from tests.browser import headless_chromium
+from tests.browser import launch
 from tests.fhir_gateway.conftest import make_settings
 from tests.smart_app.visits.conftest import RequestsHub, seed_visit
 
@@ -80,11 +80,11 @@ FRAMES = """async () => { const pc = window.visitCall.pc(); if (!pc) return 0; l
   return n; }"""
 
 
-def test_two_browsers_visit_with_resume(live: tuple[str, dict[str, str]]) -> None:
+def test_two_browsers_visit_with_resume(live: tuple[str, dict[str, str]], playwright_driver: Any) -> None:
     origin, ids = live
     hub = RequestsHub(f"{origin}/fhir")
     vid = ids["visit"]
-    with headless_chromium(MEDIA_ARGS) as browser:
+    with launch(playwright_driver, MEDIA_ARGS) as browser:
         doc_ctx = browser.new_context(viewport={"width": 1200, "height": 900})
         pat_ctx = browser.new_context(viewport={"width": 1000, "height": 900})
         doctor = doc_ctx.new_page()
