@@ -44,6 +44,8 @@ class Settings:
     # SMART tokens (issue 4): access-token lifetimes in seconds
     token_lifetime_user: int = 3600
     token_lifetime_backend: int = 300
+    # EHR adapters (issue 5): clinic connection files, <dir>/<tenant>.toml (TELEHUB_CONNECTIONS_DIR)
+    connections_dir: str = "var/connections"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> Settings:

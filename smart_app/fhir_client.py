@@ -21,6 +21,7 @@ Protocol (what feature code, e.g. ``smart_app.scheduling``, codes against)::
     hub.update(resource, if_match='W/"3"')     -> dict                          PUT  {base}/{type}/{id}
     hub.delete("Slot/5")                       -> None                          DELETE
     hub.transaction(bundle)                    -> dict (transaction-response Bundle)  POST {base}
+    hub.operation("Patient/$ehr-sync", parameters) -> dict (the answer)    POST {base}/{path}
 
 Errors (catch at the level you need)::
 
@@ -191,6 +192,11 @@ class HubClient:
 
     def delete(self, path: str) -> None:
         self._send("DELETE", self._url(path))
+
+    def operation(self, path: str, parameters: dict[str, Any]) -> dict[str, Any]:
+        """POST a Parameters body to an operation (``"Patient/$ehr-sync"``); the JSON answer."""
+        result: dict[str, Any] = self._send("POST", self._url(path), parameters).json()
+        return result
 
     def transaction(self, bundle: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = self._send("POST", self.base + "/", bundle).json()

@@ -12,6 +12,7 @@ expires. https://hl7.org/fhir/smart-app-launch/app-launch.html
 """
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 from smart_app.dashboard import human_name
 from smart_app.ehr import EhrReader
 from smart_app.fhir_client import HubError
-from smart_app.matching import match_patient, match_practitioner
+from smart_app.matching import match_patient, match_practitioner, sync_from_ehr
 from smart_app.services import AppServices
 from smart_app.smart import errors, oauth
 from smart_app.smart.context import LaunchContext, expires_at, parse_context, require_scopes
@@ -33,6 +34,9 @@ STANDALONE_REQUIRED = {"openid", "fhirUser"}
 STATE_TTL = 600
 REFRESH_MARGIN = 60
 TZ_EXTENSION = "http://hl7.org/fhir/StructureDefinition/timezone"
+STALE_WARNING = ("The patient's record could not be refreshed from the EHR just now: "
+                 "what Telehub shows may be out of date.")
+log = logging.getLogger("telehub.app")
 
 
 def begin(svc: AppServices, *, iss: str | None, launch: str | None, browser: str) -> str:
@@ -99,7 +103,8 @@ def complete(svc: AppServices, args: dict[str, str], *, browser: str) -> str:
             ehr_patient = ehr.read(f"Patient/{context.patient}")
             if ehr_patient is None:
                 raise errors.MissingScopes("the EHR did not let Telehub read the launch patient")
-            hub_patient = match_patient(svc.hub, ehr_patient, iss=iss, quirks=quirks)
+            synced, session["sync_warning"] = _sync_from_ehr(svc, iss, context.patient)
+            hub_patient = synced or match_patient(svc.hub, ehr_patient, iss=iss, quirks=quirks)
             session["hub_patient"] = hub_patient
             session["banner"] = banner_facts(ehr_patient)
     except HubError as exc:
@@ -107,6 +112,19 @@ def complete(svc: AppServices, args: dict[str, str], *, browser: str) -> str:
     sid = secrets.token_urlsafe(32)
     svc.store.put("session", sid, session, svc.settings.session_idle_seconds)
     return sid
+
+
+def _sync_from_ehr(svc: AppServices, iss: str, patient: str) -> tuple[str | None, str | None]:
+    """(hub Patient id, warning): refresh the hub's copy of the launch patient when ``iss`` is a clinic EHR
+    with a hub tenant. A failure is a warning on the dashboard (stale data), never a failed launch."""
+    tenant = next((t.tenant for t in svc.settings.trusted_issuers if t.iss == iss), None)
+    if tenant is None or iss == svc.hub.base:
+        return None, None
+    try:
+        return sync_from_ehr(svc.hub, tenant=tenant, patient=patient, max_age=svc.settings.sync_max_age), None
+    except HubError as exc:
+        log.warning("ehr-sync for tenant %s failed (hub answered %s)", tenant, exc.status or "nothing")
+        return None, STALE_WARNING
 
 
 def _session_record(svc: AppServices, iss: str, vendor: str, config: ServerConfig, body: dict[str, Any],

@@ -5,13 +5,15 @@ EHR's patient is looked up in the hub by MRN first (the vendor profile says whic
 then by its other identifiers; a patient the hub has never seen is created from the EHR's record with
 an identifier naming the EHR copy, so the next launch finds it directly. When the EHR *is* the hub
 (``iss`` = the hub's base, or the id_token's fhirUser is a hub URL) it is the same record.
-Not yet here: a full demographic sync through ``fhir_gateway.upstream`` (issue 5's ``telehub sync``).
+When the EHR's issuer names a hub tenant (a clinic connection), the launch first asks the hub to sync
+the patient from the EHR (``Patient/$ehr-sync`` with a freshness window, :func:`sync_from_ehr`); the
+hub Patient it answers with is the match.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from smart_app.fhir_client import HubClient
+from smart_app.fhir_client import HubClient, HubError
 from smart_app.issuers import Quirks, is_mrn
 
 NOT_FOR_MATCHING = {"http://hl7.org/fhir/sid/us-ssn"}  # never a join key
@@ -80,3 +82,16 @@ def match_practitioner(hub: HubClient, fhir_user: str | None, *, iss: str, quirk
         if found:
             return found
     return None
+
+
+def sync_from_ehr(hub: HubClient, *, tenant: str, patient: str, max_age: int) -> str:
+    """Have the hub pull the EHR patient's record unless its copy is younger than ``max_age`` s; the hub
+    Patient id. Raises :class:`HubError` (the caller decides whether stale data is acceptable)."""
+    answer = hub.operation("Patient/$ehr-sync", {"resourceType": "Parameters", "parameter": [
+        {"name": "tenant", "valueString": tenant}, {"name": "patient", "valueString": patient},
+        {"name": "maxAge", "valueInteger": max_age}]})
+    for param in answer.get("parameter", []):
+        ref = str((param.get("valueReference") or {}).get("reference", "")) if param.get("name") == "patient" else ""
+        if ref.startswith("Patient/"):
+            return ref.split("/", 1)[1]
+    raise HubError("the hub's $ehr-sync answer names no patient")

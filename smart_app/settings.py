@@ -28,6 +28,7 @@ class TrustedIssuer:
 
     iss: str
     vendor: str = "generic-r4"
+    tenant: str | None = None  # the hub's clinic connection for this EHR: launches sync through it ($ehr-sync)
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class AppSettings:
     session_idle_seconds: int = 15 * 60
     timezone: str = "America/New_York"  # the clinic's zone when the practitioner has none
     env: str = "dev"
+    sync_max_age: int = 900  # s: a launch re-syncs the patient from the EHR when the hub's copy is older
 
     @property
     def redirect_uri(self) -> str:
@@ -62,20 +64,31 @@ class AppSettings:
             raise AppSettingsError("TELEHUB_APP_SECRET_KEY_FILE must hold at least 32 bytes (base64)")
         if not self.client_secret:
             raise AppSettingsError("TELEHUB_APP_CLIENT_SECRET is required (the launch client is confidential)")
+        if self.sync_max_age < 0:
+            raise AppSettingsError("TELEHUB_APP_SYNC_MAX_AGE must be a number of seconds, 0 or more")
         if self.cookie_samesite not in ("Lax", "Strict", "None"):
             raise AppSettingsError("TELEHUB_APP_COOKIE_SAMESITE must be Lax, Strict or None")
         return self
 
 
 def parse_issuers(raw: str) -> tuple[TrustedIssuer, ...]:
-    """``"https://ehr/fhir=epic, https://hub/fhir"`` → issuers (vendor defaults to generic-r4)."""
+    """``"https://ehr/fhir=epic:clinic-a, https://hub/fhir"`` → issuers (vendor defaults to generic-r4; the
+    optional ``:tenant`` names the hub's connection for that EHR, so launches sync the patient first)."""
     out = []
     for item in (p.strip() for p in raw.split(",")):
         if not item:
             continue
-        iss, _, vendor = item.partition("=")
-        out.append(TrustedIssuer(iss.strip().rstrip("/"), vendor.strip() or "generic-r4"))
+        iss, _, spec = item.partition("=")
+        vendor, _, tenant = spec.partition(":")
+        out.append(TrustedIssuer(iss.strip().rstrip("/"), vendor.strip() or "generic-r4", tenant.strip() or None))
     return tuple(out)
+
+
+def _seconds(raw: str | None, name: str) -> int:
+    try:
+        return int(raw or 0)
+    except ValueError:
+        raise AppSettingsError(f"{PREFIX}{name} must be a whole number of seconds") from None
 
 
 def _read_key_file(path: str) -> bytes:
@@ -98,7 +111,7 @@ def _read_jwk(path: str) -> dict[str, Any]:
 def load_app_settings(environ: dict[str, str] | None = None, **overrides: Any) -> AppSettings:
     """Settings from ``TELEHUB_APP_*``: HUB_BASE, PUBLIC_URL, CLIENT_ID, CLIENT_SECRET, BACKEND_CLIENT_ID,
     BACKEND_KEY_FILE (private JWK JSON), BACKEND_SCOPE, TRUSTED_ISSUERS, REDIS_URL, SECRET_KEY_FILE,
-    FRAME_ANCESTORS, COOKIE_SAMESITE, TIMEZONE, ENV."""
+    FRAME_ANCESTORS, COOKIE_SAMESITE, TIMEZONE, ENV, SYNC_MAX_AGE."""
     env = dict(os.environ if environ is None else environ)
 
     def get(name: str, default: str | None = None) -> str | None:
@@ -113,7 +126,7 @@ def load_app_settings(environ: dict[str, str] | None = None, **overrides: Any) -
         "trusted_issuers": parse_issuers(get("TRUSTED_ISSUERS") or hub_base),
         "redis_url": get("REDIS_URL") or None, "frame_ancestors": get("FRAME_ANCESTORS", "'self'"),
         "cookie_samesite": get("COOKIE_SAMESITE", "Lax"), "timezone": get("TIMEZONE", "America/New_York"),
-        "env": get("ENV", "dev")}
+        "env": get("ENV", "dev"), "sync_max_age": _seconds(get("SYNC_MAX_AGE", "900"), "SYNC_MAX_AGE")}
     if get("SECRET_KEY_FILE"):
         values["secret_key"] = _read_key_file(str(get("SECRET_KEY_FILE")))
     if get("BACKEND_KEY_FILE"):

@@ -64,7 +64,7 @@ def _load() -> None:
     global _loaded
     if _loaded:
         return
-    from fhir_gateway.operations import capabilities, patient_everything, validate  # noqa: F401
+    from fhir_gateway.operations import capabilities, ehr_sync, patient_everything, validate  # noqa: F401
 
     _loaded = True
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from fhir_gateway.audit.trail import AuditTrail
     from fhir_gateway.crypto.keyring import KeyRing
     from fhir_gateway.storage.searching import SearchService
+    from fhir_gateway.upstream.tenants import TenantClients
 
 
 class Validator:
@@ -45,6 +46,7 @@ class FhirServices:
     validator: Validator
     audit: AuditTrail | None = None
     keyring: KeyRing | None = None
+    upstream: TenantClients | None = None  # EHR clients per tenant, made on first use by $ehr-sync
 
     @property
     def resource_types(self) -> frozenset[str]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fhir_gateway.errors import InvalidRequest, MethodNotAllowed, NotFound
-from fhir_gateway.operations.registry import OPERATIONS, run_operation
+from fhir_gateway.operations.registry import operations, run_operation
 from fhir_gateway.rest import history, patch, read, search, write
 from fhir_gateway.rest.context import Interaction
 from fhir_gateway.rest.messages import FhirRequest, FhirResponse
@@ -138,7 +138,8 @@ def is_write(req: FhirRequest) -> bool:
         return False
     last = path.rsplit("/", 1)[-1] if path else ""
     if last.startswith("$"):
-        return OPERATIONS.get(last) is None or OPERATIONS[last].affects_state
+        known = operations()  # loaded: an operation not imported yet would look like a write
+        return known.get(last) is None or known[last].affects_state
     return True
 
 

@@ -10,6 +10,7 @@ MRN (the connection's canonical MRN system) before a new one is made.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,7 +129,9 @@ def _dedupe(bodies: list[JSON]) -> list[JSON]:
 
 
 def sync_patient(services: FhirServices, client: UpstreamClient, vendor_patient: str, *, since: str | None = None,
-                 types: set[str] | None = None, now_micros: int | None = None) -> SyncReport:
+                 types: set[str] | None = None, now_micros: int | None = None,
+                 on_written: Callable[[DbConnection, SyncReport], None] | None = None) -> SyncReport:
+    """``on_written``: runs last inside the write transaction (e.g. to record the sync time with the data)."""
     connection = client.connection
     dialect = dialect_for(connection)
     report = SyncReport(connection.tenant, connection.profile.name)
@@ -185,4 +188,6 @@ def sync_patient(services: FhirServices, client: UpstreamClient, vendor_patient:
                 "import", 200, ctx, resource_type="Patient", patients={hub_patient}, operation="upstream-sync",
                 description=f"upstream sync from {connection.profile.name}: {report.created} created, "
                             f"{report.updated} updated, {report.unchanged} unchanged"))
+        if on_written is not None:
+            on_written(db, report)
     return report

@@ -17,6 +17,21 @@ def test_issuers_with_vendor_profiles() -> None:
         TrustedIssuer("https://a/fhir", "epic"), TrustedIssuer("https://b/r4", "generic-r4"))
 
 
+def test_issuer_tenant_and_sync_window(tmp_path: Path) -> None:
+    assert parse_issuers("https://ehr:8443/R4=epic:clinic-a") == (
+        TrustedIssuer("https://ehr:8443/R4", "epic", "clinic-a"),)
+    key, jwk = tmp_path / "key", tmp_path / "jwk.json"
+    key.write_text(base64.b64encode(os.urandom(32)).decode())
+    jwk.write_text(json.dumps(generate_key()))
+    env = {"TELEHUB_APP_CLIENT_SECRET": "s", "TELEHUB_APP_SECRET_KEY_FILE": str(key),
+           "TELEHUB_APP_BACKEND_KEY_FILE": str(jwk)}
+    assert load_app_settings(env).sync_max_age == 900
+    assert load_app_settings({**env, "TELEHUB_APP_SYNC_MAX_AGE": "60"}).sync_max_age == 60
+    for bad in ("soon", "-1"):
+        with pytest.raises(AppSettingsError, match="SYNC_MAX_AGE"):
+            load_app_settings({**env, "TELEHUB_APP_SYNC_MAX_AGE": bad})
+
+
 def test_load_from_environment(tmp_path: Path) -> None:
     key, jwk = tmp_path / "key", tmp_path / "jwk.json"
     key.write_text(base64.b64encode(os.urandom(32)).decode())
