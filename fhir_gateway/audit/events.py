@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from fhir_gateway.access import RequestContext
-from fhir_gateway.search.values import micros_to_instant
 
 EVENT_TYPE = "http://terminology.hl7.org/CodeSystem/audit-event-type"
 RESTFUL = "http://hl7.org/fhir/restful-interaction"
@@ -61,20 +61,47 @@ class AuditInput:
     security: bool = False  # a denied request or an integrity failure: typed as a Security Alert
 
 
+def recorded_instant(micros: int) -> str:
+    """A FHIR instant (UTC) of microseconds since the epoch: milliseconds, or microseconds when there are
+    any (as :func:`fhir_gateway.search.values.micros_to_instant`, without building a datetime)."""
+    seconds, fraction = divmod(micros, 1_000_000)
+    t = time.gmtime(seconds)
+    frac = f"{fraction:06d}"
+    if frac.endswith("000"):
+        frac = frac[:3]
+    return (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+            f".{frac}+00:00")
+
+
 def query_hash(query: str) -> str:
     return base64.b64encode(hashlib.sha256(query.encode()).digest()).decode()
+
+
+# Constant parts of every event, built once. Events share them, so an event is read-only once built (it is
+# serialised, sealed and chained as it is; nothing edits one afterwards).
+_REST_TYPE = {"system": EVENT_TYPE, "code": "rest", "display": "Restful Operation"}
+_SECURITY_TYPE = {"system": DICOM, "code": "110113", "display": "Security Alert"}
+_SOURCE = {"observer": {"display": "Telehub FHIR server"}, "type": [{"system": SOURCE_TYPE, "code": "4"}]}
+_AGENT_TYPE = {"coding": [{"system": PARTICIPATION, "code": "IRCP"}]}
+_ANONYMOUS = {"display": "anonymous"}
+_RESOURCE_TYPE = {"system": ENTITY_TYPE, "code": "2"}
+_PATIENT_TYPE = {"system": ENTITY_TYPE, "code": "1"}
+_DOMAIN_ROLE = {"system": OBJECT_ROLE, "code": "4"}
+_PATIENT_ROLE = {"system": OBJECT_ROLE, "code": "1"}
+_QUERY_ROLE = {"system": OBJECT_ROLE, "code": "24"}
+_SUBTYPES = {code: {"system": RESTFUL, "code": code} for _, code in ACTIONS.values()}
 
 
 def build_audit_event(data: AuditInput, recorded: int, event_id: str | None = None) -> dict[str, Any]:
     action, subtype = ACTIONS.get(data.interaction.split(":")[0], ("E", "operation"))
     ctx = data.ctx
-    agent: dict[str, Any] = {"type": {"coding": [{"system": PARTICIPATION, "code": "IRCP"}]}, "requestor": True}
+    agent: dict[str, Any] = {"type": _AGENT_TYPE, "requestor": True}
     if ctx.user:
         agent["who"] = {"reference": ctx.user} if "/" in ctx.user else {"identifier": {"value": ctx.user}}
     elif ctx.client_id:
         agent["who"] = {"identifier": {"system": "urn:telehub:client", "value": ctx.client_id}}
     else:
-        agent["who"] = {"display": "anonymous"}
+        agent["who"] = _ANONYMOUS
     if ctx.client_id and ctx.user:
         agent["altId"] = ctx.client_id
     if ctx.role:
@@ -83,30 +110,26 @@ def build_audit_event(data: AuditInput, recorded: int, event_id: str | None = No
         agent["network"] = {"address": ctx.ip, "type": "2"}  # 2 = IP address (IPv4 or IPv6)
     if ctx.user_agent:
         agent["extension"] = [{"url": USER_AGENT_EXT, "valueString": ctx.user_agent[:256]}]
-    entities: list[dict[str, Any]] = []
-    for ref in dict.fromkeys(data.entities):
-        entities.append({"what": {"reference": ref}, "type": {"system": ENTITY_TYPE, "code": "2"},
-                         "role": {"system": OBJECT_ROLE, "code": "4"}})
-    for pid in sorted(data.patients):
-        entities.append({"what": {"reference": f"Patient/{pid}"}, "type": {"system": ENTITY_TYPE, "code": "1"},
-                         "role": {"system": OBJECT_ROLE, "code": "1"}})
+    entities: list[dict[str, Any]] = [
+        {"what": {"reference": ref}, "type": _RESOURCE_TYPE, "role": _DOMAIN_ROLE}
+        for ref in dict.fromkeys(data.entities)]
+    entities += [{"what": {"reference": f"Patient/{pid}"}, "type": _PATIENT_TYPE, "role": _PATIENT_ROLE}
+                 for pid in sorted(data.patients)]
     if data.query:
-        entities.append({"type": {"system": ENTITY_TYPE, "code": "2"}, "role": {"system": OBJECT_ROLE, "code": "24"},
-                         "query": query_hash(data.query)})
+        entities.append({"type": _RESOURCE_TYPE, "role": _QUERY_ROLE, "query": query_hash(data.query)})
     event: dict[str, Any] = {
         "resourceType": "AuditEvent",
         "id": event_id or str(uuid.uuid4()),
-        "type": {"system": EVENT_TYPE, "code": "rest", "display": "Restful Operation"},
-        "subtype": [{"system": RESTFUL, "code": subtype}],
+        "type": _REST_TYPE,
+        "subtype": [_SUBTYPES.get(subtype) or {"system": RESTFUL, "code": subtype}],
         "action": action,
-        "recorded": micros_to_instant(recorded),
+        "recorded": recorded_instant(recorded),
         "outcome": outcome_code(data.status),
         "agent": [agent],
-        "source": {"observer": {"display": "Telehub FHIR server"},
-                   "type": [{"system": SOURCE_TYPE, "code": "4"}]},
+        "source": _SOURCE,
     }
     if data.security or data.interaction.startswith("security"):
-        event["type"] = {"system": DICOM, "code": "110113", "display": "Security Alert"}
+        event["type"] = _SECURITY_TYPE
     if data.operation:
         event["subtype"].append({"system": "urn:telehub:operation", "code": data.operation})
     if data.description:
@@ -120,25 +143,69 @@ def build_audit_event(data: AuditInput, recorded: int, event_id: str | None = No
 
 def patients_in(resource: Any, out: set[str]) -> None:
     """Patient ids a resource is about: itself, or any ``Patient/…`` reference in it (cheap walk)."""
-    if isinstance(resource, dict):
-        if resource.get("resourceType") == "Patient" and isinstance(resource.get("id"), str):
-            out.add(resource["id"])
-        for key, value in resource.items():
-            if key == "reference" and isinstance(value, str) and value.startswith("Patient/"):
-                out.add(value.split("/")[1])
-            elif isinstance(value, dict | list):
-                patients_in(value, out)
-    elif isinstance(resource, list):
-        for item in resource:
-            patients_in(item, out)
+    stack = [resource]
+    pop, push = stack.pop, stack.append
+    while stack:
+        node = pop()
+        if node.__class__ is dict:
+            if node.get("resourceType") == "Patient" and isinstance(node.get("id"), str):
+                out.add(node["id"])
+            for key, value in node.items():
+                if key == "reference" and value.__class__ is str and value.startswith("Patient/"):
+                    out.add(value.split("/")[1])
+                elif isinstance(value, dict | list):
+                    push(value)
+        elif node.__class__ is list:
+            for item in node:
+                if isinstance(item, dict | list):
+                    push(item)
+        elif isinstance(node, dict | list):  # subclasses: rare, walked the slow way
+            patients_in(dict(node) if isinstance(node, dict) else list(node), out)
 
 
-def entities_from_response(body: Any, limit: int = 1000) -> tuple[list[str], set[str]]:
-    """Resource references and patient ids found in a response (a resource or a Bundle)."""
+_PATIENT_REF = b'"reference":"Patient/'
+
+
+def patient_references(payload: bytes, out: set[str]) -> None:
+    """Every ``Patient/<id>`` reference in compact JSON (orjson output), by a substring search.
+
+    In compact JSON the key ``"reference"`` directly follows ``{`` or ``,``; inside a string its quotes
+    would be escaped, so text that merely contains the phrase is not taken for a reference.
+    """
+    find = payload.find
+    size = len(_PATIENT_REF)
+    i = find(_PATIENT_REF)
+    while i >= 0:
+        if i and payload[i - 1] in (0x7B, 0x2C):  # "{" or ","
+            start = i + size
+            end = find(b'"', start)
+            ref = payload[start:end]
+            slash = ref.find(b"/")
+            if slash >= 0:
+                ref = ref[:slash]
+            if ref and b"\\" not in ref:
+                out.add(ref.decode("utf-8", "replace"))
+        i = find(_PATIENT_REF, i + size)
+
+
+def entities_from_response(body: Any, limit: int = 1000, payload: bytes | None = None) -> tuple[list[str], set[str]]:
+    """Resource references and patient ids found in a response (a resource or a Bundle).
+
+    ``payload``: the response already serialised as compact JSON; the patients are then found by
+    :func:`patient_references` over it (plus returned Patient resources), which is several times
+    cheaper than walking every returned resource.
+    """
     refs: list[str] = []
     patients: set[str] = set()
     if not isinstance(body, dict):
         return refs, patients
+    _entities(body, limit, refs, patients, walk=payload is None)
+    if payload is not None:
+        patient_references(payload, patients)
+    return refs, patients
+
+
+def _entities(body: dict[str, Any], limit: int, refs: list[str], patients: set[str], *, walk: bool) -> None:
     items: Iterable[Any]
     if body.get("resourceType") == "Bundle":
         items = [e.get("resource") for e in body.get("entry", []) if isinstance(e, dict)]
@@ -149,19 +216,23 @@ def entities_from_response(body: Any, limit: int = 1000) -> tuple[list[str], set
     else:
         items = [body]
     for res in items:
-        if not isinstance(res, dict) or res.get("resourceType") in (None, "OperationOutcome", "Bundle"):
-            if isinstance(res, dict) and res.get("resourceType") == "Bundle":
-                sub_refs, sub_patients = entities_from_response(res, limit)
-                refs += sub_refs
-                patients |= sub_patients
+        if not isinstance(res, dict):
+            continue
+        rtype = res.get("resourceType")
+        if rtype is None or rtype == "OperationOutcome":
+            continue
+        if rtype == "Bundle":
+            _entities(res, limit, refs, patients, walk=walk)
             continue
         if "id" in res:
             version = (res.get("meta") or {}).get("versionId")
-            refs.append(f"{res['resourceType']}/{res['id']}" + (f"/_history/{version}" if version else ""))
-        patients_in(res, patients)
+            refs.append(f"{rtype}/{res['id']}" + (f"/_history/{version}" if version else ""))
+        if walk:
+            patients_in(res, patients)
+        elif rtype == "Patient" and isinstance(res.get("id"), str):
+            patients.add(res["id"])
         if len(refs) >= limit:
             break
-    return refs, patients
 
 
 def _relative(location: str) -> str:

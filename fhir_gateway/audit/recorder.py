@@ -22,7 +22,9 @@ SEARCHES = frozenset({"search-type", "search-system"})
 
 
 def audit_input(interaction: str | None, rtype: str | None, fid: str | None, req: FhirRequest,
-                ctx: RequestContext, status: int, response: FhirResponse | None) -> AuditInput | None:
+                ctx: RequestContext, status: int, response: FhirResponse | None,
+                payload: bytes | None = None) -> AuditInput | None:
+    """``payload``: the response body already serialised as compact JSON, if it is (cheaper to scan)."""
     interaction = interaction or "unknown"
     if interaction in NOT_AUDITED:
         return None
@@ -30,7 +32,7 @@ def audit_input(interaction: str | None, rtype: str | None, fid: str | None, req
     if interaction.startswith("operation:"):
         data.interaction, data.operation = "operation", interaction.split(":", 1)[1]
     if response is not None and response.body is not None and status < 400:
-        refs, patients = entities_from_response(response.body)
+        refs, patients = entities_from_response(response.body, payload=payload)
         data.entities, data.patients = refs, patients
     elif rtype and fid:
         data.entities = [f"{rtype}/{fid}"]

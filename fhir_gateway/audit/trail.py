@@ -2,20 +2,25 @@
 
 ``append`` takes the chain head's row lock, so entries get gap-free sequence
 numbers in commit order; if the audited change rolls back, so does its entry,
-and if the entry cannot be written the change fails with it.
+and if the entry cannot be written the change fails with it. ``commit`` is for
+entries without a transaction of their own (reads, searches): it hands them to the
+process's group-committing appender (:mod:`.appender`) and returns once they are
+committed.
 Auditors search AuditEvents through FHIR: entries are copied ("materialized")
 into the FHIR store just before any AuditEvent read or search.
 """
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, insert, select, update
 
-from fhir_gateway.audit.chain import link_hash, same
+from fhir_gateway.audit.appender import GroupCommit, Prepared
+from fhir_gateway.audit.chain import event_digest, link, link_hash, same
 from fhir_gateway.audit.events import AuditInput, build_audit_event
 from fhir_gateway.audit.tables import GENESIS, audit_head, audit_log
 from fhir_gateway.errors import DataIntegrityError, InvalidRequest
@@ -56,26 +61,56 @@ class AuditTrail:
             raise ValueError("the audit HMAC key must be at least 32 bytes")
         self._key = key
         self.codec = codec
+        self._group: GroupCommit | None = None
+        self._group_guard = threading.Lock()
 
     # -- writing -----------------------------------------------------------------------------------
+    def prepare(self, data: AuditInput, *, now: int | None = None) -> tuple[dict[str, Any], Prepared]:
+        """Build, seal and digest the AuditEvent of ``data``: everything that does not depend on its place."""
+        recorded = now if now is not None else time.time_ns() // 1000
+        event = build_audit_event(data, recorded)
+        return event, Prepared(
+            event["id"], recorded, event["action"], event["subtype"][0]["code"], event["outcome"], _agent(data),
+            " " + " ".join(sorted(data.patients)) + " " if data.patients else "",
+            self.codec.encode(event, _aad(event["id"])), event_digest(event))
+
     def _advance_head(self, conn: Connection, seq: int, digest: str) -> None:
         conn.execute(_ADVANCE_HEAD, {"new_seq": seq, "new_hash": digest})
 
     def append(self, conn: Connection, data: AuditInput, *, now: int | None = None) -> dict[str, Any]:
-        recorded = now if now is not None else time.time_ns() // 1000
-        event = build_audit_event(data, recorded)
+        """Chain an entry in the caller's transaction (it commits or rolls back with the audited change)."""
+        event, entry = self.prepare(data, now=now)
         head = conn.execute(_HEAD_LOCKED if conn.dialect.name == "postgresql" else _HEAD).one()
         seq = int(head.seq) + 1
-        digest = link_hash(self._key, seq, head.hash, event)
+        digest = link(self._key, seq, head.hash, entry.digest)
         conn.execute(_INSERT_LOG, {
-            "seq": seq, "event_id": event["id"], "recorded": recorded, "action": event["action"],
-            "subtype": event["subtype"][0]["code"], "outcome": event["outcome"],
-            "agent": _agent(data),
-            "patients": " " + " ".join(sorted(data.patients)) + " " if data.patients else "",
-            "body": self.codec.encode(event, _aad(event["id"])), "prev_hash": head.hash, "hash": digest,
-            "materialized": False})
+            "seq": seq, "event_id": entry.event_id, "recorded": entry.recorded, "action": entry.action,
+            "subtype": entry.subtype, "outcome": entry.outcome, "agent": entry.agent, "patients": entry.patients,
+            "body": entry.body, "prev_hash": head.hash, "hash": digest, "materialized": False})
         self._advance_head(conn, seq, digest)
         return event
+
+    def commit(self, engine: Engine, data: AuditInput, *, now: int | None = None,
+               connection: Connection | None = None) -> dict[str, Any]:
+        """Append an entry in a transaction of its own, group-committed with concurrent requests' entries.
+
+        Returns once the entry is committed; :class:`~fhir_gateway.audit.appender.AuditWriteFailed` if the
+        transaction holding it failed (then no entry of its batch was written). ``connection``: a checked-out
+        connection of ``engine``, not in a transaction, that the batch may be written on.
+        """
+        event, entry = self.prepare(data, now=now)
+        self.appender(engine).commit(entry, connection)
+        return event
+
+    def appender(self, engine: Engine) -> GroupCommit:
+        """The process's group-committing appender for ``engine`` (made on first use)."""
+        group = self._group
+        if group is None or group.engine is not engine:
+            with self._group_guard:
+                if self._group is None or self._group.engine is not engine:
+                    self._group = GroupCommit(engine, self._key)
+                group = self._group
+        return group
 
     # -- reading -----------------------------------------------------------------------------------
     def decode(self, row: Any) -> dict[str, Any]:

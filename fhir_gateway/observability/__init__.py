@@ -5,6 +5,8 @@
 - :mod:`.request_log`: one whitelisted line per HTTP request (request id, method, route
   template, status, duration), never the raw path, query or body.
 - :mod:`.setup`: ``configure_logging(settings)``, called once by the app factory.
+- :mod:`.hooks`: one before/after/teardown hook per app, running the request log's and the security
+  headers' steps (instead of a Flask hook each).
 """
 from __future__ import annotations
 

@@ -277,8 +277,13 @@ class RequestLine(str):
 
 
 def render_request(fields: Mapping[str, Any]) -> RequestLine:
-    safe = safe_request_fields(fields)
-    return RequestLine(" ".join(["request", *(f"{k}={safe[k]}" for k in REQUEST_FIELDS)]))
+    return render_safe_request(safe_request_fields(fields))
+
+
+def render_safe_request(safe: Mapping[str, Any]) -> RequestLine:
+    """The line of fields that already went through :func:`safe_request_fields`."""
+    return RequestLine(f"request request_id={safe['request_id']} method={safe['method']} route={safe['route']} "
+                       f"fhir={safe['fhir']} status={safe['status']} duration_ms={safe['duration_ms']}")
 
 
 # ------------------------------------------------------------------ exceptions

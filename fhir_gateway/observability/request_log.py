@@ -25,7 +25,8 @@ from typing import Any
 
 from flask import Flask, Response, g, request
 
-from fhir_gateway.observability.log_filter import REQUEST_ATTR, render_request, safe_request_fields
+from fhir_gateway.observability.hooks import steps
+from fhir_gateway.observability.log_filter import REQUEST_ATTR, render_safe_request, safe_request_fields
 
 log = logging.getLogger("telehub.request")
 
@@ -84,7 +85,7 @@ def current_request_id() -> str | None:
 
 
 def _ensure_request_id() -> str:
-    rid = (request.headers.get(REQUEST_ID_HEADER) or "").strip().lower()
+    rid = (request.environ.get(_ENVIRON_KEY) or "").strip().lower()
     if not _VALID_ID.fullmatch(rid):
         rid = uuid.uuid4().hex
     request.environ[_ENVIRON_KEY] = rid  # what request.headers now answers, for every later reader
@@ -94,14 +95,14 @@ def _ensure_request_id() -> str:
 
 def _fields(status: int) -> dict[str, Any]:
     started = g.get("telehub_started")
-    rule = request.url_rule.rule if request.url_rule is not None else "-"
+    rule = request.url_rule
     fhir = "-"
     if request.blueprint == "fhir":
         fhir = fhir_template(str((request.view_args or {}).get("path", "")))
     return {
         "request_id": g.get("request_id") or "-",
         "method": request.method,
-        "route": rule,
+        "route": rule.rule if rule is not None else "-",
         "fhir": fhir,
         "status": status,
         "duration_ms": (time.perf_counter() - started) * 1000 if isinstance(started, float) else -1.0,
@@ -111,33 +112,40 @@ def _fields(status: int) -> dict[str, Any]:
 def _emit(status: int) -> None:
     if log.isEnabledFor(logging.INFO):
         fields = safe_request_fields(_fields(status))
-        log.info(render_request(fields), extra={REQUEST_ATTR: fields})
+        # the record is made and handled directly: Logger.info would also walk the stack for the
+        # caller's file and line, which this line does not need (it is always this function)
+        record = log.makeRecord(log.name, logging.INFO, __file__, 0, render_safe_request(fields), (), None,
+                                "_emit", {REQUEST_ATTR: fields})
+        log.handle(record)
+
+
+def _start() -> None:
+    g.telehub_started = time.perf_counter()
+    _ensure_request_id()
+
+
+def _log(response: Response) -> Response:
+    rid = g.get("request_id") or _ensure_request_id()
+    if REQUEST_ID_HEADER not in response.headers:
+        response.headers[REQUEST_ID_HEADER] = rid
+    _emit(response.status_code)
+    g.telehub_logged = True
+    return response
+
+
+def _log_unhandled(exc: BaseException | None) -> None:
+    # after_request does not run when an exception propagates (PROPAGATE_EXCEPTIONS / testing)
+    if exc is not None and not g.get("telehub_logged"):
+        _emit(500)
 
 
 def init_app(app: Flask) -> None:
-    """Register the hooks; call it early in ``create_app`` so the id is fixed before other hooks run.
+    """Add the request id and log steps to the app's hooks (:mod:`.hooks`); call it early in
+    ``create_app`` so the id is fixed before other hooks run.
 
     Idempotent: a second call on the same app does nothing.
     """
     if app.extensions.get("telehub.request_log"):
         return
     app.extensions["telehub.request_log"] = True
-
-    @app.before_request
-    def _start() -> None:
-        g.telehub_started = time.perf_counter()
-        _ensure_request_id()
-
-    @app.after_request
-    def _log(response: Response) -> Response:
-        rid = g.get("request_id") or _ensure_request_id()
-        response.headers.setdefault(REQUEST_ID_HEADER, rid)
-        _emit(response.status_code)
-        g.telehub_logged = True
-        return response
-
-    @app.teardown_request
-    def _log_unhandled(exc: BaseException | None) -> None:
-        # after_request does not run when an exception propagates (PROPAGATE_EXCEPTIONS / testing)
-        if exc is not None and not g.get("telehub_logged"):
-            _emit(500)
+    steps(app).add(before=_start, after=_log, teardown=_log_unhandled)

@@ -22,8 +22,10 @@ from fhir_gateway.rest.context import FhirServices, Interaction
 from fhir_gateway.rest.messages import FhirRequest, FhirResponse
 from fhir_gateway.rest.outcomes import error_response, internal_error
 from fhir_gateway.rest.routes import dispatch, is_write
+from fhir_gateway.storage.engine import read_transaction
 
 FHIR_JSON = "application/fhir+json"
+FHIR_JSON_UTF8 = f"{FHIR_JSON}; charset=utf-8"
 JSON_TYPES = ("application/fhir+json", "application/json", "application/json-patch+json", "text/json")
 FORM = "application/x-www-form-urlencoded"
 XML_TYPES = ("application/fhir+xml", "application/xml", "text/xml", "xml")
@@ -79,15 +81,16 @@ def build_request(path: str, svc: FhirServices) -> FhirRequest:
     return FhirRequest(request.method, path.strip("/"), params, headers, body, ctype or None)
 
 
-def render(resp: FhirResponse, pretty: bool) -> Response:
+def render(resp: FhirResponse, pretty: bool, payload: bytes | None = None) -> Response:
+    """``payload``: ``resp.body`` already serialised (compact), used unless ``pretty``."""
     if resp.raw is not None:
         out = Response(resp.raw, status=resp.status)
     elif resp.body is None:
         out = Response(b"", status=resp.status)
     else:
-        opts = orjson.OPT_INDENT_2 if pretty else 0
-        out = Response(orjson.dumps(resp.body, option=opts), status=resp.status,
-                       content_type=f"{FHIR_JSON}; charset=utf-8")
+        body = payload if payload is not None and not pretty else \
+            orjson.dumps(resp.body, option=orjson.OPT_INDENT_2 if pretty else 0)
+        out = Response(body, status=resp.status, content_type=FHIR_JSON_UTF8)
     for k, v in resp.headers.items():
         out.headers[k] = v
     return out
@@ -107,34 +110,49 @@ def handle(path: str) -> Response:
     pretty = request.args.get("_pretty") == "true"
     req = FhirRequest(request.method, path.strip("/"))
     it: Interaction | None = None
+    payload: bytes | None = None
     try:
         if svc.settings.auth == "smart" and not is_public(path):
             ctx = context_from_token(request, ctx)
         req = build_request(path, svc)
         # A change and its audit entry share one transaction. A read changes nothing: it runs in a
-        # read transaction (SQLite readers then run concurrently), and its entry is appended in a
-        # short write transaction before the response leaves — if that fails, the read fails too.
+        # read transaction (SQLite readers then run concurrently), and its entry is handed to the
+        # process's group-committing appender, which writes it (with the entries of concurrent
+        # requests) before the response leaves — if that fails, the read fails too.
         # AuditEvent reads copy the log into the FHIR store first, so they write.
-        writes = is_write(req) or req.path.startswith("AuditEvent")
-        with svc.repository.transaction(write=writes) as conn:
-            it = Interaction(svc, conn, ctx)
-            resp = dispatch(it, req)
-            entry = audit_input(it.interaction, it.rtype, it.fid, req, ctx, resp.status, resp) \
-                if svc.audit is not None else None
-            if writes and svc.audit is not None:
-                record(svc.audit, conn, entry)
-        if not writes and svc.audit is not None and entry is not None:
+        audit = svc.audit
+        if is_write(req) or req.path.startswith("AuditEvent"):
             with svc.repository.transaction(write=True) as conn:
-                record(svc.audit, conn, entry)
+                it = Interaction(svc, conn, ctx)
+                resp = dispatch(it, req)
+                if audit is not None:
+                    record(audit, conn, audit_input(it.interaction, it.rtype, it.fid, req, ctx, resp.status, resp))
+        else:
+            # one checkout for the read and its audit entry: if this request leads the group commit, the
+            # entries are written on the connection the read used, whose page cache (SQLite) stays warm
+            with svc.repository.engine.connect() as conn:
+                with read_transaction(conn):
+                    it = Interaction(svc, conn, ctx)
+                    resp = dispatch(it, req)
+                    entry = None
+                    if audit is not None:
+                        if resp.body is not None and resp.raw is None and resp.status < 400:
+                            # serialised once: the audit finds the patients in it, and it is the response body
+                            payload = orjson.dumps(resp.body)
+                        entry = audit_input(it.interaction, it.rtype, it.fid, req, ctx, resp.status, resp, payload)
+                if audit is not None and entry is not None:
+                    audit.commit(svc.repository.engine, entry, connection=conn)
     except FhirError as exc:
+        payload = None
         resp = error_response(exc)
         if isinstance(exc, TokenRequired):
             resp.headers["WWW-Authenticate"] = exc.challenge
         _audit_failure(svc, it, req, ctx, resp.status)
     except Exception as exc:  # the one place unexpected errors become a 500 OperationOutcome
+        payload = None
         resp = internal_error(exc, ctx.request_id or "-")
         _audit_failure(svc, it, req, ctx, 500)
-    out = render(resp, pretty)
+    out = render(resp, pretty, payload)
     out.headers["X-Request-Id"] = ctx.request_id or ""
     return out
 

@@ -43,6 +43,8 @@ from typing import Any
 
 from flask import Flask, Response, g, request, session
 
+from fhir_gateway.observability.hooks import steps
+
 log = logging.getLogger("telehub.security")
 
 DEFAULT_FRAME_ANCESTORS = "'self'"
@@ -168,8 +170,16 @@ def _no_store(path: str, response: Response, has_session: bool) -> bool:
     return response.mimetype == "text/html" or has_session or "Set-Cookie" in response.headers
 
 
+def _may_have_cookie(name: str) -> bool:
+    """Whether the request may carry cookie ``name``: a substring test of the raw header first, so that
+    requests without cookies (API clients) never pay for parsing them."""
+    raw = request.environ.get("HTTP_COOKIE")
+    return isinstance(raw, str) and name in raw and name in request.cookies
+
+
 def init_app(app: Flask, settings: Any) -> None:
-    """Apply the session configuration and register the header and idle-logoff hooks (once per app)."""
+    """Apply the session configuration and add the header and idle-logoff steps to the app's hooks
+    (:mod:`fhir_gateway.observability.hooks`; once per app)."""
     if app.extensions.get("telehub.security_headers"):
         return
     app.extensions["telehub.security_headers"] = True
@@ -185,10 +195,17 @@ def init_app(app: Flask, settings: Any) -> None:
                     "started inside a cross-site EHR frame will not be sent back (use "
                     "session_cookie_samesite=None)", app.config["SESSION_COOKIE_SAMESITE"])
     app.jinja_env.globals["csp_nonce"] = csp_nonce
+    cookie_name = app.config["SESSION_COOKIE_NAME"]
+    # the headers every response gets, by kind of body, built once
+    common = (("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer"))
+    tail = ((("X-Frame-Options", xfo),) if xfo is not None else ()) + \
+        ((("Strict-Transport-Security", hsts),) if prod else ())
+    json_headers = (*common, ("Content-Security-Policy", f"default-src 'none'; frame-ancestors {ancestors}"), *tail)
+    other_headers = (*common, ("Content-Security-Policy", f"frame-ancestors {ancestors}"), *tail)
+    json_types = frozenset({"application/json", "application/fhir+json"})
 
-    @app.before_request
     def _idle_logoff() -> None:
-        if app.config["SESSION_COOKIE_NAME"] not in request.cookies:
+        if not _may_have_cookie(cookie_name):
             return  # API clients without a session: never create one (no Set-Cookie on FHIR responses)
         last = session.get(LAST_SEEN_KEY)
         if not session or (isinstance(last, int | float) and time.time() - last > idle_seconds):
@@ -197,33 +214,28 @@ def init_app(app: Flask, settings: Any) -> None:
             session.modified = True  # so Flask deletes the stale cookie
             g.session_expired = True
 
-    @app.after_request
-    def _stamp_activity(response: Response) -> Response:
-        if session:  # a signed-in user: the cookie gets a fresh 15-minute lifetime on every request
+    def _after(response: Response) -> Response:
+        has_session = bool(session)
+        if has_session:  # a signed-in user: the cookie gets a fresh 15-minute lifetime on every request
             session.permanent = True
             session[LAST_SEEN_KEY] = int(time.time())
-        return response
-
-    @app.after_request
-    def _headers(response: Response) -> Response:
         headers = response.headers
-        headers["X-Content-Type-Options"] = "nosniff"
-        headers["Referrer-Policy"] = "no-referrer"
-        if response.mimetype == "text/html":
+        mimetype = response.mimetype
+        if mimetype == "text/html":
             nonce = g.get("csp_nonce")
+            for name, value in common:
+                headers[name] = value
             headers["Content-Security-Policy"] = build_html_csp(settings, nonce if isinstance(nonce, str) else None)
-        elif response.mimetype in ("application/json", "application/fhir+json"):
-            headers["Content-Security-Policy"] = f"default-src 'none'; frame-ancestors {ancestors}"
+            for name, value in tail:
+                headers[name] = value
         else:
-            headers["Content-Security-Policy"] = f"frame-ancestors {ancestors}"
-        if xfo is not None:
-            headers["X-Frame-Options"] = xfo
-        else:
-            headers.pop("X-Frame-Options", None)
-        if prod:
-            headers["Strict-Transport-Security"] = hsts
-        has_session = app.config["SESSION_COOKIE_NAME"] in request.cookies or bool(session)
-        if _no_store(request.path, response, has_session):
+            for name, value in (json_headers if mimetype in json_types else other_headers):
+                headers[name] = value
+        if xfo is None and "X-Frame-Options" in headers:
+            del headers["X-Frame-Options"]
+        if _no_store(request.path, response, has_session or _may_have_cookie(cookie_name)):
             headers["Cache-Control"] = "no-store"
             headers["Pragma"] = "no-cache"
         return response
+
+    steps(app).add(before=_idle_logoff, after=_after)

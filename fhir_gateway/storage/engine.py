@@ -9,12 +9,13 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
@@ -41,13 +42,22 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 60}
         if in_memory:
             kwargs["poolclass"] = StaticPool
+        else:
+            # most recently returned connection first: a SQLite connection keeps its page cache across its
+            # own transactions but drops it whenever another connection has written, so reusing the same
+            # connection (a read, then its audit entry, then the next read) keeps the cache warm
+            kwargs["pool_use_lifo"] = True
         engine = create_engine(url, **kwargs)
         _configure_sqlite(engine, wal=not in_memory)
         return engine
     # psycopg prepares a statement after 5 runs and PostgreSQL then switches to a generic plan,
     # which for skewed search parameters (one patient's Observations) is far worse: plan each query
     # for its own values instead.
-    kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True,
+    # No pool_pre_ping: it costs a round trip (SELECT 1) on every checkout, i.e. every request. Connections
+    # are recycled after 30 minutes instead (before server or firewall idle timeouts), and a connection
+    # found dead mid-request makes SQLAlchemy invalidate the whole pool, so after a database restart one
+    # request per worker fails and the next ones get fresh connections.
+    kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=False, pool_recycle=1800,
                   connect_args={"options": "-c plan_cache_mode=force_custom_plan"})
     return create_engine(url, **kwargs)
 
@@ -73,6 +83,15 @@ def _configure_sqlite(engine: Engine, *, wal: bool) -> None:
     def _on_begin(conn: Any) -> None:
         immediate = conn.info.pop("telehub_write", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+@contextmanager
+def read_transaction(conn: Connection) -> Iterator[Connection]:
+    """A read transaction on a connection the caller checked out (and may use again after it):
+    what ``Repository.transaction(write=False)`` runs, without the checkout."""
+    conn.info["telehub_write"] = False
+    with conn.begin():
+        yield conn
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -121,8 +140,19 @@ class NoLock:
         yield
 
 
+_WRITER_LOCKS: weakref.WeakKeyDictionary[Engine, WriterLock | NoLock] = weakref.WeakKeyDictionary()
+_WRITER_LOCKS_GUARD = threading.Lock()
+
+
 def writer_lock(engine: Engine) -> WriterLock | NoLock:
-    """The lock write transactions take before BEGIN (SQLite only; PostgreSQL locks rows itself)."""
-    if not is_sqlite(engine):
-        return NoLock()
-    return WriterLock(engine.url.database)
+    """The lock write transactions take before BEGIN (SQLite only; PostgreSQL locks rows itself).
+
+    One per engine, shared by everything that writes through it (the repository, the audit appender),
+    so in-process writers queue on one fair thread lock before the cross-process ``flock``.
+    """
+    with _WRITER_LOCKS_GUARD:
+        lock = _WRITER_LOCKS.get(engine)
+        if lock is None:
+            lock = WriterLock(engine.url.database) if is_sqlite(engine) else NoLock()
+            _WRITER_LOCKS[engine] = lock
+        return lock

@@ -185,3 +185,27 @@ def test_insufficient_scope_is_403_with_an_operation_outcome(hub: Hub) -> None:
                            headers={"Authorization": f"Bearer {body['access_token']}",
                                     "Content-Type": "application/fhir+json"})
     assert resp.status_code == 403 and resp.get_json()["resourceType"] == "OperationOutcome"
+
+
+def test_registration_and_refused_token_requests_are_audited(database_url: str) -> None:
+    from fhir_gateway.auth.registration_store import RegistrationStore
+
+    app = create_app(make_settings(database_url, auth="smart"))
+    services = app.extensions["telehub.fhir"]
+    auth = app.extensions["telehub.auth"].services
+    initial = RegistrationStore(auth.engine).issue_initial(expires_in=600, scope_ceiling="patient/*.rs", uses=1)
+    client = app.test_client()
+    created = client.post("/fhir/auth/register", json={
+        "redirect_uris": ["https://app.example/cb"], "token_endpoint_auth_method": "none",
+        "grant_types": ["authorization_code"], "response_types": ["code"], "scope": "patient/*.rs"},
+        headers={"Authorization": f"Bearer {initial}"})
+    assert created.status_code == 201, created.get_data(as_text=True)
+    refused = client.post("/fhir/auth/register", json={}, headers={"Authorization": "Bearer nope"})
+    assert refused.status_code == 401
+    with services.repository.transaction() as conn:
+        events = list(services.audit.entries(conn))
+    registrations = [e for e in events if "registration" in str(e)]
+    assert len(registrations) == 2
+    assert {e["outcome"] for e in registrations} == {"0", "4"}
+    assert initial not in str(events)
+    services.repository.engine.dispose()
