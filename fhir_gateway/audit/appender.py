@@ -6,24 +6,28 @@ write transaction per read (writer lock, head row, insert, head update, commit) 
 read. Here, requests hand their prepared entries to the one :class:`GroupCommit` of the process:
 
 - the first request to arrive while no commit is under way becomes the *leader*: it takes every
-  pending entry, chains them (consecutive sequence numbers after the head, each hash over its
-  predecessor's) and writes them in **one** transaction, then wakes the others;
-- requests that arrive meanwhile queue; when the leader is done, one of them leads the next batch
-  with everything queued by then. Under concurrency batches grow by themselves; a lone request
-  commits its own entry at once (no timer, no hand-off to another thread);
+  pending entry, chains them (consecutive places after the head, each hash over its predecessor's)
+  and writes them in **one** transaction, then wakes the requests of that batch and hands the lead
+  to the first request that queued meanwhile, which writes everything queued by then. Under
+  concurrency batches grow by themselves; a lone request commits its own entry at once (no timer,
+  no hand-off to another thread);
 - every request returns only after the transaction holding its entry committed. If that
   transaction fails, it rolls back (no entry of the batch is written, the head stays) and *every*
   request of the batch raises :class:`AuditWriteFailed`, so none of them is answered unaudited.
+
+**One chain per process.** Entries appended inside a change's own transaction go to the shared chain 1
+(:meth:`AuditTrail.append`); each process's appender claims a chain of its own (a new ``audit_head``
+row) the first time it writes, so worker processes never wait for each other's head row lock, and its
+cached head is always current. ``telehub audit verify`` walks every chain.
 
 The leader writes on the connection its own read used (still checked out, its read transaction
 over), or else on one from the pool, with plain SQL rather than SQLAlchemy statements (whose
 per-statement work was most of the cost). Reusing the read's connection matters on SQLite: a
 connection keeps its page cache across its own writes but drops all of it once another connection
-has written. The head is cached between batches and advanced with a compare-and-set update
-(``WHERE seq = cached AND hash = cached``); when another writer (a write request, another worker
-process) moved it, the update matches nothing and the head is read again under the lock (SQLite's
-write lock, PostgreSQL's row lock on ``audit_head``), so sequence numbers stay gap-free and in
-commit order across processes.
+has written. The head is advanced with a compare-and-set update (``WHERE seq = cached AND hash =
+cached``); on PostgreSQL a single entry is written by one autocommitted statement (the update and the
+insert in one ``WITH``: one round trip instead of three). Should the update match nothing (the chain's
+head was moved by anything but this appender), the head is read again under its lock.
 """
 from __future__ import annotations
 
@@ -37,29 +41,31 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from fhir_gateway.audit.chain import link
+from fhir_gateway.audit.tables import GENESIS
 from fhir_gateway.storage.engine import writer_lock
 
 log = logging.getLogger("telehub.audit")
 
 MAX_BATCH = 500
+CLAIM_ATTEMPTS = 5
 
-_COLUMNS = ("seq", "event_id", "recorded", "action", "subtype", "outcome", "agent", "patients", "body",
-            "prev_hash", "hash", "materialized")
-_INSERT = f"INSERT INTO audit_log ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
-_ADVANCE_IF = "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1 AND seq = ? AND hash = ?"
-_ADVANCE = "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1"
-_HEAD = "SELECT seq, hash FROM audit_head WHERE id = 1"
-# PostgreSQL, on the cached head: compare-and-set and insert in one statement, so that in autocommit mode the
-# whole append is one round trip (it inserts nothing if the head moved)
-_ROW = f"({', '.join('?' for _ in _COLUMNS)})"
+# the chained columns; ``seq`` (global order) is filled in by the database: see _SEQ
+_COLUMNS = ("chain", "chain_seq", "event_id", "recorded", "action", "subtype", "outcome", "agent", "patients",
+            "body", "prev_hash", "hash", "materialized")
+_SEQ = {"postgresql": "nextval('audit_log_seq')", "sqlite": "(SELECT coalesce(max(seq), 0) + 1 FROM audit_log)"}
+_VALUES = ", ".join("?" for _ in _COLUMNS)
+_INSERT = f"INSERT INTO audit_log (seq, {', '.join(_COLUMNS)}) VALUES ({{seq}}, {_VALUES})"
+_ADVANCE_IF = "UPDATE audit_head SET seq = ?, hash = ? WHERE id = ? AND seq = ? AND hash = ?"
+_ADVANCE = "UPDATE audit_head SET seq = ?, hash = ? WHERE id = ?"
+_HEAD = "SELECT seq, hash FROM audit_head WHERE id = ?"
+# PostgreSQL, one entry on the cached head: compare-and-set and insert in one statement, so that in autocommit
+# mode the whole append is one round trip (it inserts nothing if the head moved)
+_ADVANCE_AND_INSERT = (f"WITH h AS ({_ADVANCE_IF} RETURNING 1) INSERT INTO audit_log (seq, {', '.join(_COLUMNS)}) "
+                       f"SELECT {{seq}}, {_VALUES} FROM h")
+# a new chain: the next id after every chain there is (chain 1 is the shared one)
+_CLAIM = ("INSERT INTO audit_head (id, seq, hash, base_seq, base_hash) "
+          "SELECT coalesce(max(id), 1) + 1, 0, ?, 0, ? FROM audit_head RETURNING id")
 
-
-def _advance_and_insert(rows: int) -> str:
-    if rows == 1:
-        return (f"WITH h AS ({_ADVANCE_IF} RETURNING 1) INSERT INTO audit_log ({', '.join(_COLUMNS)}) "
-                f"SELECT {_ROW[1:-1]} FROM h")
-    return (f"WITH h AS ({_ADVANCE_IF} RETURNING 1) INSERT INTO audit_log ({', '.join(_COLUMNS)}) "
-            f"SELECT v.* FROM (VALUES {', '.join([_ROW] * rows)}) AS v ({', '.join(_COLUMNS)}) CROSS JOIN h")
 
 class AuditWriteFailed(RuntimeError):
     """The transaction holding this request's audit entry failed: the request must not be answered."""
@@ -94,18 +100,19 @@ class _Ticket:
         self.wake.acquire()
 
 
-def chain_rows(key: bytes, head: tuple[int, str], entries: Sequence[Prepared]) -> tuple[list[tuple[Any, ...]],
-                                                                                      tuple[int, str]]:
-    """The rows of ``entries`` chained after ``head`` (seq, hash), and the new head."""
-    seq, prev = head
+def chain_rows(key: bytes, chain: int, head: tuple[int, str],
+               entries: Sequence[Prepared]) -> tuple[list[tuple[Any, ...]], tuple[int, str]]:
+    """The rows (in :data:`_COLUMNS` order) of ``entries`` chained in ``chain`` after ``head`` (its last
+    place and hash), and the new head."""
+    place, prev = head
     rows = []
     for e in entries:
-        seq += 1
-        digest = link(key, seq, prev, e.digest)
-        rows.append((seq, e.event_id, e.recorded, e.action, e.subtype, e.outcome, e.agent, e.patients, e.body,
-                     prev, digest, False))
+        place += 1
+        digest = link(key, place, prev, e.digest, chain)
+        rows.append((chain, place, e.event_id, e.recorded, e.action, e.subtype, e.outcome, e.agent, e.patients,
+                     e.body, prev, digest, False))
         prev = digest
-    return rows, (seq, prev)
+    return rows, (place, prev)
 
 
 class GroupCommit:
@@ -118,10 +125,11 @@ class GroupCommit:
         self._sqlite = engine.dialect.name == "sqlite"
         self._postgres = engine.dialect.name == "postgresql"
         qmark = engine.dialect.paramstyle == "qmark"
-        self._sql = {name: sql if qmark else sql.replace("?", "%s") for name, sql in
-                     (("insert", _INSERT), ("advance_if", _ADVANCE_IF), ("advance", _ADVANCE),
-                      ("head", _HEAD + (" FOR UPDATE" if self._postgres else "")))}
-        self._qmark = qmark
+        seq = _SEQ["postgresql" if self._postgres else "sqlite"]
+        self._sql = {name: sql if qmark else sql.replace("?", "%s") for name, sql in (
+            ("insert", _INSERT.format(seq=seq)), ("advance_if", _ADVANCE_IF), ("advance", _ADVANCE),
+            ("advance_and_insert", _ADVANCE_AND_INSERT.format(seq=seq)), ("claim", _CLAIM),
+            ("head", _HEAD + (" FOR UPDATE" if self._postgres else "")))}
         self._writer = writer_lock(engine)
         self._reset()
         # counters, for tests and benchmarks
@@ -133,7 +141,8 @@ class GroupCommit:
         self._lock = threading.Lock()
         self._pending: list[_Ticket] = []
         self._busy = False  # a leader is writing (or about to): newcomers queue
-        self._head: tuple[int, str] | None = None  # as this process last wrote it
+        self.chain: int | None = None  # this process's chain, claimed on the first write
+        self._head: tuple[int, str] | None = None  # the chain's last place and hash, as last written
 
     # -- the request side -------------------------------------------------------------------------
     def commit(self, entry: Prepared, connection: Connection | None = None) -> None:
@@ -183,8 +192,7 @@ class GroupCommit:
     def _write(self, entries: list[Prepared], connection: Connection | None) -> None:
         if connection is not None:
             try:
-                with self._writer.held():
-                    new_head = self._append(connection.connection.dbapi_connection, entries)
+                new_head = self._locked_append(connection.connection.dbapi_connection, entries)
             except BaseException:
                 self._head = None
                 connection.invalidate()  # it may be broken: the pool will not hand it out again
@@ -192,8 +200,7 @@ class GroupCommit:
         else:
             conn = self.engine.raw_connection()
             try:
-                with self._writer.held():
-                    new_head = self._append(conn.dbapi_connection, entries)
+                new_head = self._locked_append(conn.dbapi_connection, entries)
             except BaseException:
                 self._head = None
                 conn.invalidate()
@@ -204,37 +211,66 @@ class GroupCommit:
         self.batches += 1
         self.entries += len(entries)
 
+    def _locked_append(self, conn: Any, entries: list[Prepared]) -> tuple[int, str]:
+        with self._writer.held():  # SQLite's writers queue here (PostgreSQL: the chain's row lock)
+            if self.chain is None:
+                self._claim(conn)
+            return self._append(conn, entries)
+
+    def _claim(self, conn: Any) -> None:
+        """A chain of this process's own: a new head row (another process claiming at the same moment
+        may take the same id first; then try the next)."""
+        for attempt in range(CLAIM_ATTEMPTS):
+            cur = conn.cursor()
+            try:
+                if self._sqlite:
+                    cur.execute("BEGIN IMMEDIATE")
+                cur.execute(self._sql["claim"], (GENESIS, GENESIS))
+                chain = int(cur.fetchone()[0])
+                if self._sqlite:
+                    cur.execute("COMMIT")
+                else:
+                    conn.commit()
+            except Exception:
+                try:
+                    if self._sqlite:
+                        cur.execute("ROLLBACK")
+                    else:
+                        conn.rollback()
+                except Exception:  # no transaction to roll back (BEGIN itself failed)
+                    pass
+                if attempt == CLAIM_ATTEMPTS - 1:
+                    raise
+                continue
+            finally:
+                cur.close()
+            self.chain, self._head = chain, (0, GENESIS)
+            log.info("audit: this process appends to chain %d", chain)
+            return
+
     def _append(self, conn: Any, entries: list[Prepared]) -> tuple[int, str]:
-        if self._postgres and self._head is not None:
-            new_head = self._single_statement(conn, entries)
+        if self._postgres and self._head is not None and len(entries) == 1:
+            new_head = self._single_statement(conn, entries[0])
             if new_head is not None:
                 return new_head
         return self._transaction(conn, entries)
 
-    def _statement(self, rows: int) -> str:
-        sql = self._sql.get(f"advance_and_insert/{rows}")
-        if sql is None:
-            sql = _advance_and_insert(rows)
-            sql = sql if self._qmark else sql.replace("?", "%s")
-            if len(self._sql) < 64:  # the batch sizes seen most (a bounded cache)
-                self._sql[f"advance_and_insert/{rows}"] = sql
-        return sql
+    def _single_statement(self, conn: Any, entry: Prepared) -> tuple[int, str] | None:
+        """PostgreSQL, one entry on the cached head: one autocommitted statement (one round trip instead of
+        three: update, insert, commit). None if the head had moved: then nothing was written.
 
-    def _single_statement(self, conn: Any, entries: list[Prepared]) -> tuple[int, str] | None:
-        """PostgreSQL, on the cached head: the whole batch in one autocommitted statement (one round trip
-        instead of three: update, insert, commit). None if the head had moved: then nothing was written."""
-        assert self._head is not None
+        (A batch of several entries goes through :meth:`_transaction`, whose inserts run one after the
+        other: a chain's places must come in the order of the global ``seq``, which one multi-row
+        statement would not promise.)"""
+        assert self.chain is not None and self._head is not None
         head = self._head
-        rows, new_head = chain_rows(self._key, head, entries)
-        params: list[Any] = [*new_head, *head]
-        for row in rows:
-            params.extend(row)
+        rows, new_head = chain_rows(self._key, self.chain, head, [entry])
         conn.autocommit = True  # the connection is idle here: its read transaction is over
         try:
             cur = conn.cursor()
             try:
-                cur.execute(self._statement(len(rows)), params)
-                written = cur.rowcount == len(rows)
+                cur.execute(self._sql["advance_and_insert"], (*new_head, self.chain, *head, *rows[0]))
+                written = cur.rowcount == 1
             finally:
                 cur.close()
         finally:
@@ -243,6 +279,8 @@ class GroupCommit:
 
     def _transaction(self, conn: Any, entries: list[Prepared]) -> tuple[int, str]:
         """Chain and write ``entries`` in one transaction on the DBAPI connection ``conn``."""
+        assert self.chain is not None
+        chain = self.chain
         cur = conn.cursor()
         try:
             if self._sqlite:
@@ -251,15 +289,15 @@ class GroupCommit:
             rows: list[tuple[Any, ...]] = []
             new_head: tuple[int, str] | None = None
             if head is not None:  # compare-and-set on the cached head: one statement instead of two
-                rows, new_head = chain_rows(self._key, head, entries)
-                cur.execute(self._sql["advance_if"], (*new_head, *head))
+                rows, new_head = chain_rows(self._key, chain, head, entries)
+                cur.execute(self._sql["advance_if"], (*new_head, chain, *head))
                 if cur.rowcount != 1:
                     new_head = None
-            if new_head is None:  # first batch, or another writer moved the head: read it under the lock
-                cur.execute(self._sql["head"])
-                seq, digest = cur.fetchone()
-                rows, new_head = chain_rows(self._key, (int(seq), str(digest)), entries)
-                cur.execute(self._sql["advance"], new_head)
+            if new_head is None:  # the head is not known, or was moved: read it under its lock
+                cur.execute(self._sql["head"], (chain,))
+                place, digest = cur.fetchone()
+                rows, new_head = chain_rows(self._key, chain, (int(place), str(digest)), entries)
+                cur.execute(self._sql["advance"], (*new_head, chain))
             self._insert(cur, rows)
             if self._sqlite:
                 cur.execute("COMMIT")
@@ -279,11 +317,11 @@ class GroupCommit:
             cur.close()
 
     def _insert(self, cur: Any, rows: list[tuple[Any, ...]]) -> None:
+        """Insert in order (each statement takes the next global ``seq``)."""
         if len(rows) == 1:
             cur.execute(self._sql["insert"], rows[0])
         else:
             cur.executemany(self._sql["insert"], rows)
-
 
 
 __all__ = ["AuditWriteFailed", "GroupCommit", "Prepared", "chain_rows"]

@@ -1,4 +1,4 @@
-"""The hash chain: each entry's hash is an HMAC over its sequence number, its predecessor's hash and
+"""The hash chains: each entry's hash is an HMAC over its place in its chain, its predecessor's hash and
 the SHA-256 of its canonical JSON. Without the key nobody can forge a link; any edit, deletion,
 insertion or reordering breaks the chain at that point.
 """
@@ -20,13 +20,18 @@ def event_digest(event: dict[str, Any]) -> bytes:
     return hashlib.sha256(canonical(event)).digest()
 
 
-def link(key: bytes, seq: int, prev_hash: str, digest: bytes) -> str:
-    """The entry's hash from its place (``seq``, ``prev_hash``) and its :func:`event_digest`."""
-    return hmac.digest(key, f"{seq}|{prev_hash}|".encode() + digest, "sha256").hex()
+def link(key: bytes, seq: int, prev_hash: str, digest: bytes, chain: int = 1) -> str:
+    """The entry's hash from its place (``chain``, ``seq`` in it, ``prev_hash``) and its :func:`event_digest`.
+
+    Chain 1 keeps the original form (``seq|prev|``), so entries written before there were several chains
+    still verify; other chains name themselves (``chain/seq|prev|``), so an entry moved between chains breaks.
+    """
+    place = str(seq) if chain == 1 else f"{chain}/{seq}"
+    return hmac.digest(key, f"{place}|{prev_hash}|".encode() + digest, "sha256").hex()
 
 
-def link_hash(key: bytes, seq: int, prev_hash: str, event: dict[str, Any]) -> str:
-    return link(key, seq, prev_hash, event_digest(event))
+def link_hash(key: bytes, seq: int, prev_hash: str, event: dict[str, Any], chain: int = 1) -> str:
+    return link(key, seq, prev_hash, event_digest(event), chain)
 
 
 def same(a: str, b: str) -> bool:

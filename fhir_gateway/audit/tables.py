@@ -1,10 +1,15 @@
-"""The audit store: an append-only, hash-chained log of AuditEvents, plus its chain head.
+"""The audit store: an append-only log of AuditEvents in hash chains, plus one head row per chain.
 
-``audit_log.seq`` is assigned under the head's row lock in the same transaction
-as the audited change, so sequence numbers have no gaps and the chain order is
-the commit order. ``body`` is the AuditEvent JSON through the body codec
-(encrypted at rest like every resource). ``materialized`` marks entries already
-copied into the FHIR store, where auditors search them as ``AuditEvent``.
+Each entry belongs to a ``chain`` and has a place in it (``chain_seq``), assigned under that chain's
+head row lock in the transaction that writes the entry, so a chain's places have no gaps and its
+order is its commit order. Chain 1 holds the entries appended inside an audited change's own
+transaction; each process that group-commits entries of reads (:mod:`.appender`) claims a chain of
+its own, so processes do not queue on one head row. ``seq`` is the global order of all entries
+(unique; it may have gaps). ``audit_head.seq``/``hash`` are the chain's last place and hash;
+``base_seq``/``base_hash`` where its kept part starts after a retention purge.
+``body`` is the AuditEvent JSON through the body codec (encrypted at rest like every resource).
+``materialized`` marks entries already copied into the FHIR store, where auditors search them as
+``AuditEvent``.
 """
 from __future__ import annotations
 
@@ -26,17 +31,21 @@ audit_log = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
     Column("materialized", Boolean, nullable=False, default=False),
+    Column("chain", Integer, nullable=False, server_default="1"),  # 1: appended in the audited transaction
+    Column("chain_seq", BigInteger, nullable=False, server_default="0"),  # place in the chain, from 1
     Index("ix_audit_log_recorded", "recorded"),
     Index("ix_audit_log_materialized", "materialized", "seq"),
 )
 
 audit_head = Table(
     "audit_head", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=False),
-    Column("seq", BigInteger, nullable=False),  # last appended entry
+    Column("id", Integer, primary_key=True, autoincrement=False),  # the chain
+    Column("seq", BigInteger, nullable=False),  # the chain's last place (chain_seq)
     Column("hash", String(64), nullable=False),
     Column("base_seq", BigInteger, nullable=False),  # entries up to here were purged (retention)
     Column("base_hash", String(64), nullable=False),  # the hash the first kept entry chains from
 )
 
 GENESIS = "0" * 64
+SHARED_CHAIN = 1  # entries appended inside the audited change's transaction
+SEQUENCE = "audit_log_seq"  # PostgreSQL: the global seq

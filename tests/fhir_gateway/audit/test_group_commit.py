@@ -48,11 +48,18 @@ def verify(app: Flask) -> Any:
 
 
 def seqs_and_head(app: Flask) -> tuple[list[int], int]:
+    """All entries' places, chain after chain, and how many there should be: each chain's places must be
+    1..its head (so the list equals range(1, n + 1) chain after chain, compared via ``gapless``)."""
     engine = app.extensions["telehub.fhir"].repository.engine
     with engine.connect() as conn:
-        seqs = [int(s) for s in conn.execute(select(audit_log.c.seq).order_by(audit_log.c.seq)).scalars()]
-        head = int(conn.execute(select(audit_head.c.seq)).scalar_one())
-    return seqs, head
+        heads = {int(h.id): int(h.seq) for h in conn.execute(select(audit_head))}
+        places: dict[int, list[int]] = {chain: [] for chain in heads}
+        for row in conn.execute(select(audit_log.c.chain, audit_log.c.chain_seq).order_by(audit_log.c.seq)):
+            places[int(row.chain)].append(int(row.chain_seq))
+    for chain, last in heads.items():
+        assert places[chain] == list(range(1, last + 1)), (chain, places[chain], last)  # gap-free, in order
+    total = sum(heads.values())
+    return list(range(1, total + 1)), total
 
 
 def reads_by_outcome(app: Flask) -> dict[str, int]:
@@ -66,11 +73,11 @@ def reads_by_outcome(app: Flask) -> dict[str, int]:
 def hold_first_batch_until_queued(monkeypatch: pytest.MonkeyPatch, group: GroupCommit, queued: int,
                                   then: Any = None) -> list[int]:
     """Make the first batch wait until ``queued`` more entries are pending, so the next batch has them all;
-    ``then(original, self, conn, entries)`` replaces every later batch's transaction. Returns batch sizes."""
-    original = GroupCommit._transaction
+    ``then(original, self, conn, entries)`` replaces every later batch's write. Returns batch sizes."""
+    original = GroupCommit._append
     sizes: list[int] = []
 
-    def transaction(self: GroupCommit, conn: Any, batch: list[Prepared]) -> tuple[int, str]:
+    def append(self: GroupCommit, conn: Any, batch: list[Prepared]) -> tuple[int, str]:
         sizes.append(len(batch))
         if len(sizes) == 1:
             deadline = time.monotonic() + 20
@@ -80,7 +87,7 @@ def hold_first_batch_until_queued(monkeypatch: pytest.MonkeyPatch, group: GroupC
             return then(original, self, conn, batch)  # type: ignore[no-any-return]
         return original(self, conn, batch)
 
-    monkeypatch.setattr(GroupCommit, "_transaction", transaction)
+    monkeypatch.setattr(GroupCommit, "_append", append)
     return sizes
 
 
@@ -126,6 +133,7 @@ def test_a_failed_batch_fails_all_of_its_requests_and_writes_none_of_its_entries
             raise RuntimeError("disk full")  # …and then the transaction fails
 
         setattr(self, "_insert", insert_then_fail)  # noqa: B010 - this instance only, for this batch
+        self._head = None  # the path with a transaction of several statements (PostgreSQL has a one-statement one)
         try:
             return original(self, conn, batch)  # type: ignore[no-any-return]
         finally:
@@ -200,11 +208,12 @@ def test_chain_rows_link_each_entry_to_its_predecessor() -> None:
     from fhir_gateway.audit.chain import event_digest
 
     batch = [Prepared(e["id"], 1, "R", "read", "0", None, "", b"", event_digest(e)) for e in events]
-    rows, head = chain_rows(key, (41, GENESIS), batch)
-    assert [r[0] for r in rows] == [42, 43, 44]
+    rows, head = chain_rows(key, 7, (41, GENESIS), batch)
+    assert [(r[0], r[1]) for r in rows] == [(7, 42), (7, 43), (7, 44)]
     prev = GENESIS
     for row, event in zip(rows, events, strict=True):
-        assert row[9] == prev and row[10] == link_hash(key, row[0], prev, event)
-        prev = row[10]
+        assert row[10] == prev and row[11] == link_hash(key, row[1], prev, event, 7)
+        prev = row[11]
     assert head == (44, prev)
-    assert link(key, 42, GENESIS, event_digest(events[0])) == rows[0][10]
+    assert link(key, 42, GENESIS, event_digest(events[0]), 7) == rows[0][11]
+    assert link(key, 42, GENESIS, event_digest(events[0]), 1) != rows[0][11]  # the chain is part of the link
