@@ -21,6 +21,10 @@ subset) with the product's importer, and then drives ``app.test_client()``:
   burst; wall-clock req/s and CPU ms per request. This is where group commit of the audit entries pays
   (several requests' entries in one transaction); it is wall time, so it is noisier.
 
+- **processes** (``--procs P``, reads only): P spawned worker processes, each building its own apps on the same
+  databases (so each has its own audit appender and chain, as granian workers do), ``--threads`` clients in
+  all; the modes alternate in time slots that every worker follows together; wall-clock req/s per mode.
+
 Every answer must be 200; anything else is counted and reported. ``--profile MODE:FIGURE`` (e.g.
 ``on:read``) runs that figure once more under cProfile and prints the top functions.
 The request log is on (it is in production) at ``--log-level`` (INFO), written to /dev/null.
@@ -177,6 +181,7 @@ class Server:
     app: Any
     import_s: float
     import_cpu_s: float
+    url: str = ""
 
 
 def build(db: str, mode: str, url: str, kek: Path, data: Data, work: Path, log_level: str) -> Server:
@@ -195,7 +200,7 @@ def build(db: str, mode: str, url: str, kek: Path, data: Data, work: Path, log_l
     if report.failed:
         log(f"{db}/{mode}: {len(report.failed)} records failed to import, e.g. {report.failed[:3]}")
     log(f"{db}/{mode}: imported {report.resources} resources in {wall:.1f} s ({cpu:.1f} s CPU)")
-    return Server(db, mode, app, wall, cpu)
+    return Server(db, mode, app, wall, cpu, url)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -288,6 +293,76 @@ def threaded(apps: dict[str, Any], urls: list[str], threads: int, burst: int) ->
             for mode, (wall, cpu) in totals.items()}
 
 
+def _process_worker(source: str | None, urls_by_mode: dict[str, str], kek: str, log_level: str, reads: list[str],
+                    start: float, slots: int, slot_s: float, threads: int, out: Any) -> None:
+    """One worker process of :func:`processes`: its own apps on the same databases, ``threads`` clients,
+    the mode switching every ``slot_s`` seconds on the shared clock (every worker switches together)."""
+    if source:
+        sys.path.insert(0, source)
+    logging.disable(logging.WARNING)
+    from fhir_gateway.app import create_app
+    from fhir_gateway.settings import Settings
+
+    apps = {mode: create_app(Settings(database_url=url, kek_file=kek, base_url="http://bench/fhir",
+                                      log_level=log_level, **MODES[mode]))
+            for mode, url in urls_by_mode.items()}
+    order = list(apps)
+    counts = {mode: 0 for mode in apps}
+    errors = {mode: 0 for mode in apps}
+    lock = threading.Lock()
+
+    def run(k: int) -> None:
+        clients = {mode: app.test_client() for mode, app in apps.items()}
+        i = k
+        while True:
+            now = time.time()
+            if now < start:
+                time.sleep(start - now)
+                continue
+            slot = int((now - start) // slot_s)
+            if slot >= slots:
+                return
+            mode = order[slot % len(order)]
+            status = clients[mode].get(reads[i % len(reads)]).status_code
+            i += threads
+            if int((time.time() - start) // slot_s) == slot:  # finished within its slot
+                with lock:
+                    counts[mode] += 1
+                    errors[mode] += status != 200
+
+    pool = [threading.Thread(target=run, args=(k,)) for k in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    for app in apps.values():
+        app.extensions["telehub.fhir"].repository.engine.dispose()
+    out.put({"counts": counts, "errors": errors})
+
+
+def processes(servers: dict[str, Server], reads: list[str], args: argparse.Namespace, kek: Path) -> dict[str, Any]:
+    """Reads by ``--procs`` worker processes (``--threads`` clients in all), the modes alternating in time
+    slots: wall-clock req/s per mode. Each process has its own appender (and, with audit, its own chain)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    slots, slot_s = 2 * len(servers) * args.proc_slots, args.proc_slot_seconds
+    start = time.time() + 20  # time for the workers to build their apps
+    per = max(1, args.threads // args.procs)
+    workers = [ctx.Process(target=_process_worker, args=(
+        str(Path(_SOURCE).resolve()) if _SOURCE else None, {m: s.url for m, s in servers.items()}, str(kek),
+        args.log_level.upper(), reads, start, slots, slot_s, per, out)) for _ in range(args.procs)]
+    for w in workers:
+        w.start()
+    results = [out.get(timeout=start - time.time() + slots * slot_s + 120) for _ in workers]
+    for w in workers:
+        w.join()
+    seconds = slots * slot_s / len(servers)
+    return {mode: {"rps": sum(r["counts"][mode] for r in results) / seconds,
+                   "errors": sum(r["errors"][mode] for r in results)} for mode in servers}
+
+
 def stats(sample: Sample) -> dict[str, Any]:
     """``mean``: the median of the blocks' means (robust to one disturbed block); p50/p99 over all requests."""
     values = sorted(sample.cpu_ms)
@@ -358,6 +433,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--warmup", type=int, default=60, help="unmeasured requests per figure first (default 60)")
     ap.add_argument("--threads", type=int, default=8, help="threads for the threaded run (0: skip; default 8)")
     ap.add_argument("--figures", default="read,search", help="read,search (default both)")
+    ap.add_argument("--procs", type=int, default=0,
+                    help="also reads by this many worker processes (--threads clients in all), modes alternating "
+                         "in time slots (0: skip)")
+    ap.add_argument("--proc-slots", type=int, default=3, help="slots per mode for --procs (3)")
+    ap.add_argument("--proc-slot-seconds", type=float, default=4.0, help="seconds per slot for --procs (4)")
     ap.add_argument("--modes", default="off,on",
                     help="off,on (default); also crypto (encryption + blind indexes only), audit (audit only)")
     ap.add_argument("--patients", type=int, default=0, help="load only N patients' resources (default: all)")
@@ -457,6 +537,11 @@ def run_db(db: str, modes: list[str], figures: list[str], args: argparse.Namespa
                     out["threaded"][f"{mode}/{fig}"] = figures_
                     log(f"{db}: threaded {mode}/{fig}: {figures_['rps']:.0f} req/s, "
                         f"{figures_['cpu_ms']:.2f} ms CPU/request")
+        if args.procs > 1 and "read" in figures:
+            quiet(args)
+            out["processes"] = processes(servers, urls["read"], args, kek)
+            log(f"{db}: {args.procs} processes: " + ", ".join(
+                f"{m} {v['rps']:.0f} req/s" for m, v in out["processes"].items()))
         for spec in args.profile:
             mode, _, fig = spec.partition(":")
             if mode in servers and fig in urls:
@@ -509,6 +594,16 @@ def print_report(results: dict[str, Any], figures: list[str], modes: list[str]) 
                 if on and off:
                     print(f"| {fig} | **on vs off** | {overhead(on['rps'], off['rps'])} | "
                           f"{overhead(on['cpu_ms'], off['cpu_ms'])} | |")
+        if out.get("processes"):
+            print(f"\n## {db}: {results['args']['procs']} processes, {results['args']['threads']} threads in all, "
+                  f"reads, wall-clock (modes alternating in time slots)\n")
+            print("| mode | req/s | errors |")
+            print("|---|---:|---|")
+            for mode, v in out["processes"].items():
+                print(f"| {mode} | {v['rps']:.0f} | {v['errors'] or '-'} |")
+            on, off = out["processes"].get("on"), out["processes"].get("off")
+            if on and off:
+                print(f"| **on vs off** | {overhead(on['rps'], off['rps'])} | |")
         print(f"\nimport ({db}): " + ", ".join(f"{m} {v['wall_s']:.1f} s wall / {v['cpu_s']:.1f} s CPU"
                                              for m, v in out["import"].items()))
 
