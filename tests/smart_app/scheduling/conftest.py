@@ -7,6 +7,7 @@ HTTP with requests to a live werkzeug server (threads, real concurrency) — bot
 from __future__ import annotations
 
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
@@ -38,10 +39,12 @@ def _query(params: Params | None) -> str:
     return urlencode(list(params.items()) if isinstance(params, Mapping) else list(params or []))
 
 
-class _Base:
+class _Base(ABC):
+    """The HubClient methods over one transport primitive (Flask's test client or requests)."""
+
+    @abstractmethod
     def _call(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
-              ) -> dict[str, Any]:
-        raise NotImplementedError
+              ) -> dict[str, Any]: ...
 
     def get(self, path: str) -> dict[str, Any]:
         return self._call("GET", path)
@@ -123,7 +126,12 @@ def sqlite_hub(sqlite_url: str) -> Iterator[FlaskHub]:
 @pytest.fixture
 def live_postgres_hub(postgres_url: str) -> Iterator[str]:
     """The hub on PostgreSQL behind a threaded werkzeug server; yields its FHIR base URL."""
-    app = create_app(make_settings(postgres_url, auth="off"))
+    yield from serve_hub(postgres_url)
+
+
+def serve_hub(database_url: str) -> Iterator[str]:
+    """Serve the hub (auth off) on ``database_url`` from a threaded werkzeug server; yield its FHIR base URL."""
+    app = create_app(make_settings(database_url, auth="off"))
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

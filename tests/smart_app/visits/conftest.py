@@ -5,20 +5,16 @@ over a live werkzeug server); both have the ``HubClient`` method set that ``visi
 """
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from werkzeug.serving import make_server
 
-from fhir_gateway.app import create_app
 from smart_app.visits.events import InProcessBus
 from smart_app.visits.ports import Actor
 from smart_app.visits.service import VisitService, VisitSettings
 from smart_app.visits.video.local import LocalWebRTCProvider
-from tests.fhir_gateway.conftest import make_settings
 from tests.smart_app.scheduling import conftest as scheduling_fixtures
 from tests.smart_app.scheduling.conftest import FlaskHub, RequestsHub
 
@@ -32,16 +28,8 @@ live_postgres_hub = scheduling_fixtures.live_postgres_hub
 @pytest.fixture
 def live_hub(database_url: str) -> Iterator[str]:
     """The hub on SQLite and on PostgreSQL behind a threaded werkzeug server; yields its FHIR base URL."""
-    app = create_app(make_settings(database_url, auth="off"))
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/fhir"
-    finally:
-        server.shutdown()
-        thread.join(10)
-        app.extensions["telehub.fhir"].repository.engine.dispose()
+    yield from scheduling_fixtures.serve_hub(database_url)
+
 
 START = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 
